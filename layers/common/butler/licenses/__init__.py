@@ -1,0 +1,1 @@
+"""License services: status, the release policy, inventory, evaluation and collection."""

@@ -1,0 +1,181 @@
+"""The release policy: a pure function from (allocation, user, rules, now) to a decision with a reason.
+
+No I/O here. The order is fixed and documented in the README:
+
+1. ``skip``: the license type's release is disabled, Qlik has quarantined the allocation, or the user's record
+   could not be read (protection rules cannot be checked, so nothing is risked).
+2. Last activity is ``lastUsed``, or ``createdDate`` for a never-used allocation; ``daysInactive`` is
+   ``(now - last activity)`` in days (UTC, exact, as a float). Below ``release.<type>.inactivityDays``: ``keep``.
+3. Protection rules, the first that holds is named by its config key path and the matched value:
+   ``quarantine.gracePeriod``, ``exclusions.users``, ``exclusions.userDirectories``, ``exclusions.tags``,
+   ``exclusions.customProperties``, ``exclusions.userStatus.*``.  All matching is case-insensitive, as Qlik's.
+4. Otherwise ``release`` (``would-release`` in a dry run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from butler.config import LicenseManagement
+from butler.qrs.models import Allocation, LicenseType, User
+
+Action = Literal["release", "would-release", "protected", "keep", "skip", "failed"]
+SECONDS_PER_DAY = 86400.0
+
+
+def _fold(values: Iterable[str]) -> frozenset[str]:
+    return frozenset(v.casefold() for v in values)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The configuration's release rules, pre-folded for fast case-insensitive matching."""
+
+    enabled: dict[LicenseType, bool]
+    inactivity_days: dict[LicenseType, float]
+    grace_period_days: float
+    users: frozenset[tuple[str, str]]
+    user_directories: frozenset[str]
+    tags: frozenset[str]
+    custom_properties: frozenset[tuple[str, str]]
+    protect_active: bool
+    protect_non_blocked: bool
+    protect_internal: bool
+
+    @classmethod
+    def from_config(cls, management: LicenseManagement) -> Rules:
+        release, exclusions = management.release, management.exclusions
+        return cls(
+            enabled={t: release.for_type(t).enable for t in ("professional", "analyzer")},
+            inactivity_days={t: release.for_type(t).inactivityDays for t in ("professional", "analyzer")},
+            grace_period_days=management.quarantine.gracePeriod,
+            users=frozenset((u.userDirectory.casefold(), u.userId.casefold()) for u in exclusions.users),
+            user_directories=_fold(exclusions.userDirectories),
+            tags=_fold(exclusions.tags),
+            custom_properties=frozenset((p.name.casefold(), p.value.casefold()) for p in exclusions.customProperties),
+            protect_active=exclusions.userStatus.protectActiveUsers,
+            protect_non_blocked=exclusions.userStatus.protectNonBlockedUsers,
+            protect_internal=exclusions.userStatus.protectInternalUsers,
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    allocation: Allocation
+    user: User | None
+    action: Action
+    reason: str
+    days_inactive: float | None
+
+    @property
+    def license_type(self) -> LicenseType:
+        return self.allocation.licenseType
+
+    @property
+    def user_directory(self) -> str:
+        owner = self.allocation.user
+        return owner.userDirectory if owner else self.allocation.deletedUserDirectory or ""
+
+    @property
+    def user_id(self) -> str:
+        owner = self.allocation.user
+        return owner.userId if owner else self.allocation.deletedUserId or ""
+
+    def with_outcome(self, action: Action, reason: str | None = None) -> Decision:
+        return Decision(self.allocation, self.user, action, reason or self.reason, self.days_inactive)
+
+    def to_report(self) -> dict[str, Any]:
+        """One decision of the evaluation report (CONTRACT section 3)."""
+        return {
+            "userDirectory": self.user_directory,
+            "userId": self.user_id,
+            "licenseType": self.license_type,
+            "allocationId": self.allocation.id,
+            "lastUsed": iso(self.allocation.lastUsed),
+            "daysInactive": None if self.days_inactive is None else round(self.days_inactive, 2),
+            "action": self.action,
+            "reason": self.reason,
+        }
+
+
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def days_between(earlier: datetime, later: datetime) -> float:
+    return (later - earlier).total_seconds() / SECONDS_PER_DAY
+
+
+def days_inactive(allocation: Allocation, now: datetime) -> float | None:
+    last = allocation.last_activity
+    return None if last is None else days_between(last, now)
+
+
+def releasable_at(allocation: Allocation, rules: Rules) -> datetime | None:
+    """When the allocation passes its type's inactivity threshold, if nobody uses it before."""
+    last = allocation.last_activity
+    return None if last is None else last + timedelta(days=rules.inactivity_days[allocation.licenseType])
+
+
+def protections(allocation: Allocation, user: User | None, rules: Rules, now: datetime) -> list[str]:
+    """Every protection rule that holds, each as ``key.path: matched value``."""
+    found: list[str] = []
+    created = allocation.createdDate
+    if created is not None and days_between(created, now) < rules.grace_period_days:
+        found.append(f"quarantine.gracePeriod: allocated {iso(created)}, within {rules.grace_period_days:g} days")
+    owner: Any = user or allocation.user
+    directory = (owner.userDirectory if owner else allocation.deletedUserDirectory) or ""
+    user_id = (owner.userId if owner else allocation.deletedUserId) or ""
+    if (directory.casefold(), user_id.casefold()) in rules.users:
+        found.append(f"exclusions.users: {directory}\\{user_id}")
+    if directory.casefold() in rules.user_directories:
+        found.append(f"exclusions.userDirectories: {directory}")
+    if user is not None:
+        found.extend(_user_protections(user, rules))
+    return found
+
+
+def _user_protections(user: User, rules: Rules) -> list[str]:
+    found = [f"exclusions.tags: {tag.name}" for tag in user.tags if tag.name.casefold() in rules.tags]
+    found += [
+        f"exclusions.customProperties: {prop.definition.name}={prop.value}"
+        for prop in user.customProperties
+        if (prop.definition.name.casefold(), prop.value.casefold()) in rules.custom_properties
+    ]
+    if rules.protect_active and not user.inactive:
+        found.append("exclusions.userStatus.protectActiveUsers: inactive=false")
+    if rules.protect_non_blocked and not user.blacklisted:
+        found.append("exclusions.userStatus.protectNonBlockedUsers: blacklisted=false")
+    if rules.protect_internal and not user.removedExternally:
+        found.append("exclusions.userStatus.protectInternalUsers: removedExternally=false")
+    return found
+
+
+def decide(allocation: Allocation, user: User | None, rules: Rules, now: datetime, *, dry_run: bool) -> Decision:
+    """The decision for one allocation. ``user`` is None when QRS has no user record for it."""
+    license_type = allocation.licenseType
+    days = days_inactive(allocation, now)
+
+    def result(action: Action, reason: str) -> Decision:
+        return Decision(allocation, user, action, reason, days)
+
+    if not rules.enabled[license_type]:
+        return result("skip", f"release.{license_type}.enable: false")
+    if allocation.quarantined:
+        return result("skip", f"quarantined by Qlik until {iso(allocation.quarantineEnd)}")
+    threshold = rules.inactivity_days[license_type]
+    if days is None:
+        return result("skip", "no lastUsed and no createdDate: inactivity unknown")
+    if days < threshold:
+        return result("keep", f"last activity {days:.1f} days ago, below release.{license_type}.inactivityDays "
+                              f"{threshold:g}")
+    if user is None and allocation.user is not None:
+        return result("skip", "user record not found in QRS: protection rules cannot be checked")
+    held = protections(allocation, user, rules, now)
+    if held:
+        return result("protected", held[0])
+    reason = f"inactive {days:.1f} days >= release.{license_type}.inactivityDays {threshold:g}"
+    return result("would-release" if dry_run else "release", reason)

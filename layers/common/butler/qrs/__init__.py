@@ -1,0 +1,27 @@
+"""Qlik Sense Repository Service (QRS): client, models, filters, certificates and errors."""
+
+from butler.qrs.certs import CertificateFiles
+from butler.qrs.client import QrsClient
+from butler.qrs.errors import (
+    QrsAuthError,
+    QrsError,
+    QrsHttpError,
+    QrsNotFound,
+    QrsTimeout,
+    QrsTlsError,
+    QrsUnavailable,
+    QrsUnreachable,
+)
+
+__all__ = [
+    "CertificateFiles",
+    "QrsAuthError",
+    "QrsClient",
+    "QrsError",
+    "QrsHttpError",
+    "QrsNotFound",
+    "QrsTimeout",
+    "QrsTlsError",
+    "QrsUnavailable",
+    "QrsUnreachable",
+]

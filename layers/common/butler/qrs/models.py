@@ -1,0 +1,182 @@
+"""Typed views of the QRS JSON this product reads, named as QRS names them.
+
+Tolerant by design: extra fields are ignored, ``null`` is accepted everywhere, and QRS's "unset" date
+sentinel ``1753-01-01T00:00:00.000Z`` becomes ``None``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+LicenseType = Literal["professional", "analyzer"]
+ACCESS_TYPE_PATH: dict[LicenseType, str] = {
+    "professional": "license/professionalaccesstype",
+    "analyzer": "license/analyzeraccesstype",
+}
+_SENTINEL_YEAR = 1753
+
+
+def _qrs_date(value: Any) -> Any:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return None if value.year <= _SENTINEL_YEAR else value.astimezone(UTC)
+    return value
+
+
+QrsDate = Annotated[datetime | None, BeforeValidator(_qrs_date)]
+
+
+def _none_as_list(value: Any) -> Any:
+    return [] if value is None else value
+
+
+def _none_as_false(value: Any) -> Any:
+    return False if value is None else value
+
+
+Flag = Annotated[bool, BeforeValidator(_none_as_false)]
+
+
+class QrsModel(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class UserCondensed(QrsModel):
+    id: str | None = None
+    userId: str
+    userDirectory: str
+    name: str | None = None
+
+    @property
+    def qualified_id(self) -> str:
+        """``DIRECTORY\\userid``, the form the QMC and the InfluxDB ``user_id`` tag use."""
+        return f"{self.userDirectory}\\{self.userId}"
+
+
+class Allocation(QrsModel):
+    """A professional or analyzer access type allocated to a user (LicenseProfessionalAccessType & co)."""
+
+    id: str
+    createdDate: QrsDate = None
+    modifiedDate: QrsDate = None
+    user: UserCondensed | None = None
+    lastUsed: QrsDate = None
+    excess: Flag = False
+    quarantined: Flag = False
+    quarantineEnd: QrsDate = None
+    deletedUserId: str | None = None
+    deletedUserDirectory: str | None = None
+    licenseType: LicenseType = "professional"  # not QRS's: set from the endpoint the allocation came from
+
+    @property
+    def last_activity(self) -> datetime | None:
+        """lastUsed, or the allocation date for a never-used allocation."""
+        return self.lastUsed or self.createdDate
+
+
+class TagCondensed(QrsModel):
+    id: str | None = None
+    name: str
+
+
+class CustomPropertyDefinitionCondensed(QrsModel):
+    id: str | None = None
+    name: str
+
+
+class CustomPropertyValue(QrsModel):
+    value: str
+    definition: CustomPropertyDefinitionCondensed
+
+
+class User(QrsModel):
+    id: str
+    userId: str
+    userDirectory: str
+    name: str | None = None
+    inactive: Flag = False
+    blacklisted: Flag = False  # the QMC's "Blocked"
+    removedExternally: Flag = False
+    tags: Annotated[list[TagCondensed], BeforeValidator(_none_as_list)] = Field(default_factory=list)
+    customProperties: Annotated[list[CustomPropertyValue], BeforeValidator(_none_as_list)] = Field(
+        default_factory=list
+    )
+
+    @property
+    def qualified_id(self) -> str:
+        return f"{self.userDirectory}\\{self.userId}"
+
+
+class AccessDetails(QrsModel):
+    enabled: Flag = False
+    total: int = 0
+    allocated: int = 0
+    used: int = 0
+    quarantined: int = 0
+    excess: int = 0
+    available: int = 0
+
+
+class AnalyzerTimeAccess(QrsModel):
+    enabled: Flag = False
+    allocatedMinutes: int = 0
+    usedMinutes: int = 0
+    unavailableMinutes: int = 0
+
+
+class UserAccessDetails(QrsModel):
+    enabled: Flag = False
+    tokenCost: float = 1.0
+    allocatedTokens: int = 0
+    usedTokens: int = 0
+    quarantinedTokens: int = 0
+
+
+class LoginAccessDetails(QrsModel):
+    enabled: Flag = False
+    tokenCost: float = 0.1
+    allocatedTokens: int = 0
+    usedTokens: int = 0
+    unavailableTokens: int = 0
+
+
+def _none_as_default(value: Any) -> Any:
+    return {} if value is None else value
+
+
+class AccessTypeOverview(QrsModel):
+    totalTokens: int = 0
+    availableTokens: int = 0
+    tokensEnabled: Flag = False
+    userAccess: Annotated[UserAccessDetails, BeforeValidator(_none_as_default)] = Field(
+        default_factory=UserAccessDetails
+    )
+    loginAccess: Annotated[LoginAccessDetails, BeforeValidator(_none_as_default)] = Field(
+        default_factory=LoginAccessDetails
+    )
+    professionalAccess: Annotated[AccessDetails, BeforeValidator(_none_as_default)] = Field(
+        default_factory=AccessDetails
+    )
+    analyzerAccess: Annotated[AccessDetails, BeforeValidator(_none_as_default)] = Field(default_factory=AccessDetails)
+    analyzerTimeAccess: Annotated[AnalyzerTimeAccess, BeforeValidator(_none_as_default)] = Field(
+        default_factory=AnalyzerTimeAccess
+    )
+
+    def details(self, license_type: LicenseType) -> AccessDetails:
+        return self.professionalAccess if license_type == "professional" else self.analyzerAccess
+
+
+class AnalyzerTimeAccessUsage(QrsModel):
+    id: str | None = None
+    useStartTime: QrsDate = None
+    useStopTime: QrsDate = None
+    latestActivity: QrsDate = None
+    user: UserCondensed | None = None
