@@ -179,3 +179,18 @@ def decide(allocation: Allocation, user: User | None, rules: Rules, now: datetim
         return result("protected", held[0])
     reason = f"inactive {days:.1f} days >= release.{license_type}.inactivityDays {threshold:g}"
     return result("would-release" if dry_run else "release", reason)
+
+
+def decide_on_request(
+    allocation: Allocation, user: User | None, rules: Rules, now: datetime, *, force: bool, dry_run: bool
+) -> Decision:
+    """An administrator's explicit release (the API's DELETE): no inactivity threshold, protections hold unless
+    ``force``. A forced release names the rules it overrode."""
+    days = days_inactive(allocation, now)
+    if allocation.quarantined:
+        return Decision(allocation, user, "skip", f"quarantined by Qlik until {iso(allocation.quarantineEnd)}", days)
+    held = protections(allocation, user, rules, now)
+    if held and not force:
+        return Decision(allocation, user, "protected", held[0], days)
+    reason = "released on request" + (f" (force overrides {'; '.join(held)})" if held else "")
+    return Decision(allocation, user, "would-release" if dry_run else "release", reason, days)
