@@ -5,12 +5,13 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
-from qrs_simulator import Simulator
+if TYPE_CHECKING:
+    from qrs_simulator import Simulator
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -45,6 +46,8 @@ def config_data(sim: Simulator, extra: dict[str, Any] | None = None) -> dict[str
 @pytest.fixture
 def sim_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Simulator]]:
     """Start simulators (scenario dict or synthetic users); all are stopped after the test."""
+    from qrs_simulator import Simulator
+
     started: list[Simulator] = []
 
     def start(**kwargs: Any) -> Simulator:

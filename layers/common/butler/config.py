@@ -119,6 +119,7 @@ class InfluxDb(Strict):
 
 MonitoringMetric = Literal["totalLicenses", "allocatedLicenses", "availableLicenses", "userActivity"]
 ALL_METRICS: tuple[MonitoringMetric, ...] = ("totalLicenses", "allocatedLicenses", "availableLicenses", "userActivity")
+RESERVED_TAGS = ("license_type", "user_id", "user_directory", "dry_run")  # set by Butler on its points
 
 
 class Costs(Strict):
@@ -137,6 +138,15 @@ class LicenseMonitoring(Strict):
     )
     tags: Annotated[dict[NonEmptyStr, str], BeforeValidator(_none_as_empty_dict)] = Field(default_factory=dict)
     costs: Costs | None = None
+
+    @field_validator("tags")
+    @classmethod
+    def _no_reserved_tags(cls, tags: dict[str, str]) -> dict[str, str]:
+        # Static tags go on every point: they must not shadow the tags Butler sets itself.
+        clash = sorted(set(tags) & set(RESERVED_TAGS))
+        if clash:
+            raise ValueError(f"{', '.join(clash)}: reserved tag name (Butler sets it on its own points)")
+        return tags
 
 
 # --- License management -----------------------------------------------------------------------------------------

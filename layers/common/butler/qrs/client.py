@@ -16,6 +16,7 @@ from typing import Any
 import requests
 from pydantic import TypeAdapter
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from butler.qrs import errors
@@ -114,13 +115,8 @@ class QrsClient:
                 method, url, params={**(params or {}), "xrfkey": key}, json=body,
                 headers={"X-Qlik-Xrfkey": key}, timeout=self._timeout, verify=str(self._certificates.root_ca),
             )
-        except requests.exceptions.SSLError as exc:
-            raise errors.QrsTlsError(f"{method} /qrs/{path}: TLS handshake with {self.base_url} failed: "
-                                     f"{_short(exc)}") from None
-        except requests.exceptions.Timeout:
-            raise errors.QrsTimeout(f"{method} /qrs/{path}: no answer within {self._timeout[1]:g} s") from None
         except requests.exceptions.RequestException as exc:
-            raise errors.QrsUnreachable(f"{method} /qrs/{path}: cannot reach {self.base_url}: {_short(exc)}") from None
+            raise _transport_error(f"{method} /qrs/{path}", self.base_url, self._timeout[1], exc) from None
         if response.status_code >= 400:
             raise _http_error(method, f"/qrs/{path}", response)
         return response
@@ -197,6 +193,16 @@ def _user_row(columns: list[str], row: list[Any]) -> dict[str, Any]:
         if cell and len(cell) > 1
     ]
     return record
+
+
+def _transport_error(call: str, base_url: str, read_timeout: float, exc: Exception) -> errors.QrsError:
+    if isinstance(exc, requests.exceptions.SSLError):
+        return errors.QrsTlsError(f"{call}: TLS handshake with {base_url} failed: {_short(exc)}")
+    # After retries urllib3 wraps a read time-out in MaxRetryError, which requests reports as a ConnectionError.
+    wrapped = getattr(exc.args[0] if exc.args else None, "reason", None)
+    if isinstance(exc, requests.exceptions.Timeout) or isinstance(wrapped, ReadTimeoutError):
+        return errors.QrsTimeout(f"{call}: no answer within {read_timeout:g} s")
+    return errors.QrsUnreachable(f"{call}: cannot reach {base_url}: {_short(exc)}")
 
 
 def _count(payload: Any) -> int:
