@@ -9,6 +9,9 @@ No I/O here. The order is fixed and documented in the README:
 3. Protection rules, the first that holds is named by its config key path and the matched value:
    ``quarantine.gracePeriod``, ``exclusions.users``, ``exclusions.userDirectories``, ``exclusions.tags``,
    ``exclusions.customProperties``, ``exclusions.userStatus.*``.  All matching is case-insensitive, as Qlik's.
+   ``userStatus`` maps to the QMC's user flags: ``protectActiveUsers`` protects users whose ``inactive`` is false,
+   ``protectNonBlockedUsers`` those whose ``blacklisted`` (the QMC's "Blocked") is false, and
+   ``protectInternalUsers`` those whose ``removedExternally`` is false.
 4. Otherwise ``release`` (``would-release`` in a dry run).
 """
 
@@ -152,6 +155,16 @@ def _user_protections(user: User, rules: Rules) -> list[str]:
     if rules.protect_internal and not user.removedExternally:
         found.append("exclusions.userStatus.protectInternalUsers: removedExternally=false")
     return found
+
+
+def needs_user_record(allocation: Allocation, rules: Rules, now: datetime) -> bool:
+    """Whether ``decide`` reads the owner's user record: only for allocations past their threshold, so the
+    inventory fetches just those users. Mirrors the order of ``decide``."""
+    license_type = allocation.licenseType
+    if not rules.enabled[license_type] or allocation.quarantined or allocation.user is None:
+        return False
+    days = days_inactive(allocation, now)
+    return days is not None and days >= rules.inactivity_days[license_type]
 
 
 def decide(allocation: Allocation, user: User | None, rules: Rules, now: datetime, *, dry_run: bool) -> Decision:

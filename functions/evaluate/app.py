@@ -1,0 +1,41 @@
+"""The evaluate function: EventBridge Scheduler -> one license evaluation (the service behind `butler evaluate`).
+
+Environment: ``BUTLER_CONFIG`` (the YAML file), ``AUDIT_TABLE``, ``LOCK_TABLE`` (defaults to the audit table),
+``NOTIFY_TOPIC_ARN`` (optional), ``QRS_*`` overrides (see ``butler.wiring``), ``POWERTOOLS_*``.
+
+The schedule's input (``events/scheduler-evaluate.json``) carries the scheduler's context attributes, which are
+logged. ``"dryRun": true`` in the input forces a dry run; the input can never force a live run. A run that fails
+(QRS unreachable, audit table down) raises, so the invocation fails visibly; a safety-cap abort is a result
+(``status: aborted``, metric ``EvaluationAborted``), as is a run skipped because another holds the lock.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from butler import wiring
+from butler.licenses.evaluate import publish_metrics
+from butler.lock import LockBusy
+from butler.observability import logger
+
+_EVENT_KEYS = ("scheduleArn", "scheduledTime", "executionId", "attemptNumber")
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    event = event if isinstance(event, dict) else {}
+    logger.append_keys(**{key: event[key] for key in _EVENT_KEYS if key in event})
+    try:
+        report = wiring.run_evaluate(wiring.load_config(), dry_run=True if event.get("dryRun") is True else None,
+                                     actor="scheduler")
+    except LockBusy as exc:  # the previous run is still going (or died less than the lock's lifetime ago)
+        logger.warning(f"evaluation not run: {exc}")
+        return {"status": "locked", "message": str(exc)}
+    except Exception:
+        logger.exception("license evaluation failed")
+        raise
+    publish_metrics(report)
+    status = "disabled" if not report.enabled else "aborted" if report.aborted else "ok"
+    return {"status": status, **report.to_json(decisions=False)}

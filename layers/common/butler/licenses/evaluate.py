@@ -1,0 +1,246 @@
+"""One evaluation run: inventory -> decisions -> safety cap -> release -> report (and its audit records).
+
+Shared by the Lambda handler (``functions/evaluate``), ``python -m butler evaluate`` and the demo; the adapters
+(QRS client, audit sink, notifier, InfluxDB writer) are built by ``butler.wiring`` and passed in.
+
+The safety cap guards against bad data (say, a QRS upgrade that resets lastUsed) stripping licenses from half the
+company: when the allocations to release exceed ``licenseManagement.maxReleasesPerRun`` in all, or
+``maxReleasePercent`` of one type's allocations, a live run releases nothing (``aborted``; the CLI exits 3) and a
+dry run completes with ``capExceeded``. The decisions a capped live run did not carry out are reported as
+``would-release`` with ``not released: safety cap`` in their reason.
+
+Metrics (CloudWatch EMF, namespace ``QlikLicenseButler``), published by the Lambda handler only
+(``publish_metrics``): ``Released``, ``WouldRelease``, ``Protected``, ``FailedReleases`` and ``EvaluationAborted``
+(1 when the cap aborted the run), once per license type (dimensions ``service``, ``LicenseType``) and once for the
+whole run (dimension ``service`` only, what the alarms watch).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from butler.config import LICENSE_TYPES, Config, LicenseManagement
+from butler.licenses.inventory import fetch_inventory
+from butler.licenses.policy import Action, Decision, Rules, decide, iso, needs_user_record
+from butler.licenses.release import ReleaseExecutor, describe, utc_now
+from butler.observability import NAMESPACE, SERVICE, logger
+from butler.qrs import QrsClient
+from butler.qrs.models import LicenseType
+
+if TYPE_CHECKING:
+    from butler.sinks.audit import AuditSink
+    from butler.sinks.notify import Notifier
+
+SUMMARY_KEYS: dict[Action, str] = {"release": "released", "would-release": "wouldRelease", "protected": "protected",
+                                "keep": "keep", "skip": "skip", "failed": "failed"}
+METRIC_NAMES: dict[Action, str] = {"release": "Released", "would-release": "WouldRelease", "protected": "Protected",
+                                "failed": "FailedReleases"}
+CANDIDATE_ACTIONS = ("release", "would-release")
+CAP_NOTE = "not released: safety cap"
+
+
+@dataclass
+class EvaluationReport:
+    run_id: str
+    dry_run: bool
+    started_at: datetime
+    finished_at: datetime | None = None
+    decisions: list[Decision] = field(default_factory=list)
+    enabled: bool = True
+    cap_exceeded: bool = False
+    cap_reason: str | None = None
+    abort_reason: str | None = None
+
+    @property
+    def aborted(self) -> bool:
+        return self.abort_reason is not None
+
+    def summary(self, license_type: LicenseType | None = None) -> dict[str, int]:
+        chosen = [d for d in self.decisions if license_type in (None, d.license_type)]
+        counts = Counter(d.action for d in chosen)
+        return {"evaluated": len(chosen), **{key: counts[action] for action, key in SUMMARY_KEYS.items()}}
+
+    def to_json(self, *, decisions: bool = True) -> dict[str, Any]:
+        """The evaluation report of CONTRACT section 3 (``decisions=False`` leaves out the per-allocation list)."""
+        report: dict[str, Any] = {
+            "runId": self.run_id, "dryRun": self.dry_run, "startedAt": iso(self.started_at),
+            "finishedAt": iso(self.finished_at), "enabled": self.enabled, "summary": self.summary(),
+            "capExceeded": self.cap_exceeded,
+        }
+        if self.cap_reason:
+            report["capReason"] = self.cap_reason
+        if self.abort_reason:
+            report["aborted"] = self.abort_reason
+        if decisions:
+            report["decisions"] = [d.to_report() for d in self.decisions]
+        return report
+
+
+def new_run_id(started: datetime) -> str:
+    """Sortable by start time, unique across concurrent callers (the API's releases have run ids too)."""
+    return f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def config_hash(management: LicenseManagement) -> str:
+    """Which policy was in force: a hash of the licenseManagement section (it holds no secret)."""
+    return hashlib.sha256(management.model_dump_json().encode()).hexdigest()[:16]
+
+
+def cap_violation(decisions: Sequence[Decision], allocations: dict[LicenseType, int],
+                  management: LicenseManagement) -> str | None:
+    """Why the candidates exceed the safety cap, or None."""
+    candidates = Counter(d.license_type for d in decisions if d.action in CANDIDATE_ACTIONS)
+    problems = []
+    total = sum(candidates.values())
+    if total > management.maxReleasesPerRun:
+        problems.append(f"{total} allocations to release exceed licenseManagement.maxReleasesPerRun "
+                        f"{management.maxReleasesPerRun}")
+    for license_type in LICENSE_TYPES:
+        count, of = candidates[license_type], allocations.get(license_type, 0)
+        if count and count > of * management.maxReleasePercent / 100:
+            problems.append(f"{count} of {of} {license_type} allocations ({100 * count / of:.1f}%) exceed "
+                            f"licenseManagement.maxReleasePercent {management.maxReleasePercent:g}%")
+    return "; ".join(problems) or None
+
+
+def run_record(report: EvaluationReport, *, actor: str, management: LicenseManagement, status: str,
+               error: str | None = None) -> dict[str, Any]:
+    return {
+        "kind": "run", "runId": report.run_id, "actor": actor, "dryRun": report.dry_run,
+        "startedAt": iso(report.started_at), "finishedAt": iso(report.finished_at), "status": status,
+        "configHash": config_hash(management), "summary": report.summary(), "capExceeded": report.cap_exceeded,
+        "aborted": report.abort_reason, "error": error,
+    }
+
+
+def run_evaluation(
+    config: Config, client: QrsClient | None, *, audit: AuditSink, notifier: Notifier | None, influx: Any,
+    dry_run: bool | None = None, now: datetime | None = None, actor: str = "scheduler",
+) -> EvaluationReport:
+    """One evaluation. ``dry_run`` None follows ``licenseManagement.dryRun``; ``now`` fixes the clock (tests).
+    ``client`` may be None only when license management is disabled."""
+    management = config.Butler.licenseManagement
+    clock: Callable[[], datetime] = (lambda: now) if now is not None else utc_now
+    started = clock()
+    report = EvaluationReport(new_run_id(started), management.dryRun if dry_run is None else dry_run, started)
+    if not management.enable:
+        logger.info("license management is disabled (licenseManagement.enable: false): nothing evaluated")
+        report.enabled, report.finished_at = False, clock()
+        return report
+    if client is None:
+        raise ValueError("run_evaluation needs a QRS client when license management is enabled")
+    logger.setLevel("DEBUG" if management.debug else _level(management.logLevel).upper())
+    audit.write(run_record(report, actor=actor, management=management, status="running"))
+    try:
+        _evaluate(report, client, management, audit, notifier, influx, clock, actor)
+    except Exception as exc:  # the run record must not stay "running" when the cause is known
+        report.finished_at = clock()
+        try:
+            audit.write(run_record(report, actor=actor, management=management, status="failed", error=describe(exc)))
+        except Exception:  # the audit store may be the cause; the original error is the one to raise
+            logger.exception("could not record the failed run")
+        raise
+    report.finished_at = clock()
+    audit.write(run_record(report, actor=actor, management=management,
+                           status="aborted" if report.aborted else "finished"))
+    logger.info("license evaluation finished", extra={"runId": report.run_id, "dryRun": report.dry_run,
+                                                      "summary": report.summary(), "aborted": report.abort_reason})
+    return report
+
+
+def _evaluate(report: EvaluationReport, client: QrsClient, management: LicenseManagement, audit: AuditSink,
+              notifier: Notifier | None, influx: Any, clock: Callable[[], datetime], actor: str) -> None:
+    rules, at, dry = Rules.from_config(management), report.started_at, report.dry_run
+    inventory = fetch_inventory(client, lambda allocation: needs_user_record(allocation, rules, at))
+    decisions = [decide(allocation, user, rules, at, dry_run=dry) for allocation, user in inventory.pairs()]
+    report.cap_reason = cap_violation(decisions, {t: inventory.count(t) for t in LICENSE_TYPES}, management)
+    report.cap_exceeded = report.cap_reason is not None
+    if report.cap_reason and not dry:
+        report.abort_reason = f"safety cap: {report.cap_reason}; nothing was released"
+        logger.error("license evaluation aborted", extra={"runId": report.run_id, "reason": report.abort_reason})
+        decisions = [d.with_outcome("would-release", f"{d.reason}; {CAP_NOTE}") if d.action == "release" else d
+                     for d in decisions]
+    else:
+        executor = ReleaseExecutor(client, audit, notifier, actor=actor, run_id=report.run_id,
+                                   concurrency=management.concurrency, dry_run=dry, clock=clock, influx=influx,
+                                   log_level=management.auditLog.logLevel)
+        decisions = executor.release(decisions, lambda fresh, user: decide(fresh, user, rules, clock(), dry_run=dry))
+    report.decisions = decisions
+    if management.auditLog.enable:
+        _audit_decisions(report, audit, actor, clock())
+
+
+def _level(name: str) -> str:
+    return "warning" if name == "warn" else name
+
+
+def _audit_decisions(report: EvaluationReport, audit: AuditSink, actor: str, at: datetime) -> None:
+    """One record per decision other than ``keep`` (those are only counted, in the run record); the log gets
+    them at debug level only (the releases themselves are logged at ``auditLog.logLevel``)."""
+    from butler.sinks.audit import decision_record
+
+    records = []
+    for decision in report.decisions:
+        if decision.action == "keep":
+            continue
+        records.append(decision_record(decision, "decision", run_id=report.run_id, actor=actor, at=at,
+                                       dry_run=report.dry_run))
+        logger.debug("license decision", extra={k: v for k, v in records[-1].items() if k != "userName"})
+    audit.write_many(records)
+
+
+def metric_values(report: EvaluationReport) -> dict[LicenseType | None, dict[str, int]]:
+    """The EMF metrics of a run, per license type and (key None) for the whole run."""
+    values: dict[LicenseType | None, dict[str, int]] = {}
+    for license_type in (*LICENSE_TYPES, None):
+        counts = Counter(d.action for d in report.decisions if license_type in (None, d.license_type))
+        values[license_type] = {name: counts[action] for action, name in METRIC_NAMES.items()}
+        values[license_type]["EvaluationAborted"] = int(report.aborted)
+    return values
+
+
+def publish_metrics(report: EvaluationReport) -> None:
+    """Print the run's EMF metrics (Lambda only: on the command line they would pollute the output)."""
+    if not report.enabled:
+        return
+    from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+    for license_type, values in metric_values(report).items():
+        metrics = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+        if license_type is not None:
+            metrics.add_dimension(name="LicenseType", value=license_type)
+        for name, value in values.items():
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        metrics.flush_metrics()
+
+
+def format_table(report: EvaluationReport) -> str:
+    """The readable report of ``butler evaluate``: one line per allocation, then the totals."""
+    rows = [("USER", "TYPE", "DAYS INACTIVE", "ACTION", "REASON")]
+    rows += [(f"{d.user_directory}\\{d.user_id}", d.license_type,
+              "-" if d.days_inactive is None else f"{d.days_inactive:.1f}", d.action, d.reason)
+             for d in report.decisions]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)), row[4]]).rstrip()
+             for row in rows]
+    summary = report.summary()
+    lines += ["", "Totals: " + ", ".join(f"{key} {value}" for key, value in summary.items())]
+    lines.append(_status_line(report))
+    return "\n".join(lines)
+
+
+def _status_line(report: EvaluationReport) -> str:
+    if not report.enabled:
+        return "License management is disabled (licenseManagement.enable: false): nothing was evaluated."
+    if report.aborted:
+        return f"ABORTED by the {report.abort_reason}."
+    if report.dry_run:
+        cap = f" The safety cap would have stopped a live run: {report.cap_reason}." if report.cap_exceeded else ""
+        return f"Dry run: nothing was released.{cap}"
+    return f"Run {report.run_id}: {report.summary()['released']} allocation(s) released."

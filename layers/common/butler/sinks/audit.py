@@ -1,0 +1,252 @@
+"""The audit trail: DynamoDB (``AUDIT_TABLE``) in AWS, a JSON Lines file locally. Both take the same records.
+
+Records are plain dicts (``kind`` one of ``run``, ``decision``, ``release-intent``, ``release-outcome``):
+- ``run``: ``runId, actor, dryRun, startedAt, finishedAt, status (running|finished|aborted|failed), configHash,
+  summary, capExceeded, aborted, error``; written at the start and overwritten at the end, so a run that died stays
+  ``running``.
+- ``decision`` (one per allocation whose action is not ``keep``, when ``auditLog.enable``), ``release-intent``
+  (before the DELETE) and ``release-outcome`` (after it; always written, whatever ``auditLog.enable`` says):
+  ``runId, at, actor, dryRun, allocationId, licenseType, userDirectory, userId, userName, action, reason,
+  daysInactive, lastUsed``.
+  An intent without an outcome is a release interrupted between the two. ``auditLog.includeUserDetails: false``
+  drops ``userName``: only ids remain.
+
+DynamoDB key design (one table, on-demand; the SAM template creates exactly this, see ``TABLE_SCHEMA``):
+
+=======================  ===============================  ==============================================
+record                   pk / sk                          GSI keys
+=======================  ===============================  ==============================================
+run                      ``RUN#<runId>`` / ``RUN``        byTime: ``RUNS#<YYYY-MM>`` / ``<startedAt>#<runId>``
+decision                 ``RUN#<runId>`` /                byUser: ``USER#<dir>\\<userid>`` (casefolded) /
+                         ``DECISION#<type>#<allocId>``    ``<at>#<runId>#<kind>``
+release-intent           ``RUN#<runId>`` /                byUser (as above)
+                         ``RELEASE#<allocId>#1-INTENT``
+release-outcome          ``RUN#<runId>`` /                byUser (as above); byTime, only when released:
+                         ``RELEASE#<allocId>#2-OUTCOME``  ``RELEASES#<YYYY-MM>`` / ``<at>#<allocationId>``
+lock (butler.lock)       ``LOCK#<name>`` / ``LOCK``       none
+=======================  ===============================  ==============================================
+
+So: all records of a run = Query pk; one user's history = Query byUser; releases (or runs) in a time window =
+Query byTime per month with a ``between`` on the sort key. Retention: TTL attribute ``expiresAt`` (epoch seconds,
+``auditLog.retentionDays`` after the write; default 400). The lock may share the table (``LOCK_TABLE`` defaults to
+``AUDIT_TABLE``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+
+from butler.licenses.policy import Decision, iso
+
+Record = dict[str, Any]
+
+# The table as CloudFormation declares it (AWS::DynamoDB::Table properties), for the template and the tests.
+TABLE_SCHEMA: dict[str, Any] = {
+    "AttributeDefinitions": [
+        {"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")
+    ],
+    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    "GlobalSecondaryIndexes": [
+        {"IndexName": index, "Projection": {"ProjectionType": "ALL"},
+         "KeySchema": [{"AttributeName": f"{prefix}pk", "KeyType": "HASH"},
+                       {"AttributeName": f"{prefix}sk", "KeyType": "RANGE"}]}
+        for index, prefix in (("byUser", "gsi1"), ("byTime", "gsi2"))
+    ],
+    "BillingMode": "PAY_PER_REQUEST",
+    "TimeToLiveSpecification": {"AttributeName": "expiresAt", "Enabled": True},
+}
+KEY_ATTRIBUTES = ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "expiresAt")
+
+
+def create_table(table_name: str, client: Any = None) -> None:
+    """Create the audit table as the template declares it (for local runs against moto, the demo and tests)."""
+    import boto3
+
+    client = client or boto3.client("dynamodb")
+    spec = {k: v for k, v in TABLE_SCHEMA.items() if k != "TimeToLiveSpecification"}
+    client.create_table(TableName=table_name, **spec)
+    client.get_waiter("table_exists").wait(TableName=table_name)
+    client.update_time_to_live(TableName=table_name, TimeToLiveSpecification=TABLE_SCHEMA["TimeToLiveSpecification"])
+
+
+class AuditSink(Protocol):
+    def write(self, record: Record) -> None: ...
+
+    def write_many(self, records: Iterable[Record]) -> None: ...
+
+
+def decision_record(decision: Decision, kind: str, *, run_id: str, actor: str, at: datetime,
+                    dry_run: bool) -> Record:
+    """The audit record of one allocation's decision, release intent or release outcome."""
+    user = decision.user or decision.allocation.user
+    return {
+        "kind": kind, "runId": run_id, "at": iso(at), "actor": actor, "dryRun": dry_run,
+        "allocationId": decision.allocation.id, "licenseType": decision.license_type,
+        "userDirectory": decision.user_directory, "userId": decision.user_id,
+        "userName": user.name if user else None,
+        "action": decision.action, "reason": decision.reason,
+        "daysInactive": None if decision.days_inactive is None else round(decision.days_inactive, 2),
+        "lastUsed": iso(decision.allocation.lastUsed),
+    }
+
+
+def _redact(record: Record, include_user_details: bool) -> Record:
+    return record if include_user_details else {k: v for k, v in record.items() if k != "userName"}
+
+
+# --- keys --------------------------------------------------------------------------------------------------------
+
+
+def item_keys(record: Record) -> dict[str, str]:
+    """The DynamoDB key attributes of a record (see the module docstring)."""
+    kind, run_id = record["kind"], record["runId"]
+    if kind == "run":
+        return {"pk": f"RUN#{run_id}", "sk": "RUN",
+                "gsi2pk": f"RUNS#{record['startedAt'][:7]}", "gsi2sk": f"{record['startedAt']}#{run_id}"}
+    allocation = record["allocationId"]
+    sk = {"decision": f"DECISION#{record['licenseType']}#{allocation}",
+          "release-intent": f"RELEASE#{allocation}#1-INTENT",
+          "release-outcome": f"RELEASE#{allocation}#2-OUTCOME"}[kind]
+    keys = {"pk": f"RUN#{run_id}", "sk": sk,
+            "gsi1pk": user_partition(record["userDirectory"], record["userId"]),
+            "gsi1sk": f"{record['at']}#{run_id}#{kind}"}
+    if kind == "release-outcome" and record["action"] == "release":
+        keys |= {"gsi2pk": f"RELEASES#{record['at'][:7]}", "gsi2sk": f"{record['at']}#{allocation}"}
+    return keys
+
+
+def user_partition(directory: str, user_id: str) -> str:
+    return f"USER#{directory.casefold()}\\{user_id.casefold()}"
+
+
+def _months(start: datetime, end: datetime) -> Iterator[str]:
+    month = start.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    while month <= end:
+        yield f"{month:%Y-%m}"
+        month = (month + timedelta(days=32)).replace(day=1)
+
+
+# --- DynamoDB ------------------------------------------------------------------------------------------------
+
+
+def _to_item(record: Record) -> dict[str, Any]:
+    item: dict[str, Any] = json.loads(json.dumps(record, default=str), parse_float=Decimal)
+    return item
+
+
+def _from_item(item: dict[str, Any]) -> Record:
+    def plain(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return int(value) if value == value.to_integral_value() else float(value)
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value
+
+    return {k: plain(v) for k, v in item.items() if k not in KEY_ATTRIBUTES}
+
+
+class DynamoDbAuditSink:
+    """Audit records in a DynamoDB table (boto3 honours ``AWS_ENDPOINT_URL`` itself)."""
+
+    def __init__(self, table_name: str, *, retention_days: int = 400, include_user_details: bool = True,
+                 resource: Any = None) -> None:
+        import boto3
+
+        self.table = (resource or boto3.resource("dynamodb")).Table(table_name)
+        self.retention = timedelta(days=retention_days)
+        self.include_user_details = include_user_details
+        self._lock = threading.Lock()  # boto3 resources are not thread-safe; releases write from a thread pool
+
+    def _item(self, record: Record) -> dict[str, Any]:
+        expires = int((datetime.now(UTC) + self.retention).timestamp())
+        return _to_item(_redact(record, self.include_user_details)) | item_keys(record) | {"expiresAt": expires}
+
+    def write(self, record: Record) -> None:
+        item = self._item(record)
+        with self._lock:
+            self.table.put_item(Item=item)
+
+    def write_many(self, records: Iterable[Record]) -> None:
+        with self._lock, self.table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
+            for record in records:
+                batch.put_item(Item=self._item(record))
+
+    def _query(self, **kwargs: Any) -> list[Record]:
+        records: list[Record] = []
+        while True:
+            page = self.table.query(**kwargs)
+            records += [_from_item(item) for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return records
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def records_for_run(self, run_id: str) -> list[Record]:
+        from boto3.dynamodb.conditions import Key
+
+        return self._query(KeyConditionExpression=Key("pk").eq(f"RUN#{run_id}"))
+
+    def records_for_user(self, directory: str, user_id: str) -> list[Record]:
+        """One user's history, oldest first."""
+        from boto3.dynamodb.conditions import Key
+
+        return self._query(IndexName="byUser", KeyConditionExpression=Key("gsi1pk").eq(user_partition(directory,
+                                                                                                       user_id)))
+
+    def releases_between(self, start: datetime, end: datetime) -> list[Record]:
+        """Released allocations (outcome records) in ``[start, end]``, oldest first."""
+        from boto3.dynamodb.conditions import Key
+
+        low, high = iso(start), f"{iso(end)}~"
+        records: list[Record] = []
+        for month in _months(start, end):
+            records += self._query(IndexName="byTime", KeyConditionExpression=Key("gsi2pk").eq(f"RELEASES#{month}")
+                                   & Key("gsi2sk").between(low, high))
+        return records
+
+
+# --- JSON Lines ----------------------------------------------------------------------------------------------
+
+
+class JsonLinesAuditSink:
+    """One JSON object per line, appended (``--audit-file``); a run's record appears at its start and its end."""
+
+    def __init__(self, path: str | Path, *, include_user_details: bool = True) -> None:
+        self.path = Path(path)
+        self.include_user_details = include_user_details
+        self._lock = threading.Lock()
+
+    def write(self, record: Record) -> None:
+        self.write_many([record])
+
+    def write_many(self, records: Iterable[Record]) -> None:
+        lines = "".join(json.dumps(_redact(r, self.include_user_details), default=str) + "\n" for r in records)
+        with self._lock, self.path.open("a", encoding="utf-8") as handle:
+            handle.write(lines)
+
+    def records(self) -> list[Record]:
+        if not self.path.exists():
+            return []
+        with self._lock:
+            text = self.path.read_text(encoding="utf-8")
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def records_for_run(self, run_id: str) -> list[Record]:
+        return [r for r in self.records() if r.get("runId") == run_id]
+
+    def records_for_user(self, directory: str, user_id: str) -> list[Record]:
+        wanted = user_partition(directory, user_id)
+        return [r for r in self.records()
+                if r.get("kind") != "run" and user_partition(r["userDirectory"], r["userId"]) == wanted]
+
+    def releases_between(self, start: datetime, end: datetime) -> list[Record]:
+        low, high = iso(start) or "", iso(end) or ""
+        return [r for r in self.records() if r.get("kind") == "release-outcome" and r.get("action") == "release"
+                and low <= r["at"] <= high]

@@ -1,0 +1,194 @@
+"""The evaluate Lambda handler with a real EventBridge Scheduler input, under moto (DynamoDB audit and lock, SNS
+notices) against the QRS simulator over mutual TLS."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from butler.lock import DynamoDbLock
+from butler.observability import logger
+from butler.qrs import QrsUnreachable
+from butler.sinks.audit import DynamoDbAuditSink, create_table
+from tests.support.evaluate_scenario import EXPECTED_RELEASES, POLICY, PROTECTED, SCENARIO
+
+ROOT = Path(__file__).parents[2]
+TABLE = "butler-audit"
+SCHEDULER_EVENT = json.loads((ROOT / "events" / "scheduler-evaluate.json").read_text())  # the template's Input
+
+
+class Context:
+    """The LambdaContext attributes Powertools reads."""
+
+    function_name = "butler-EvaluateFunction"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:butler-EvaluateFunction"
+    aws_request_id = "7f6b1a52-1c2d-4e3f-8a9b-0c1d2e3f4a5b"
+
+
+def load_handler() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("evaluate_app", ROOT / "functions" / "evaluate" / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class Aws:
+    topic: str
+    queue: str
+
+    def notices(self) -> list[dict[str, Any]]:
+        sqs, found = boto3.client("sqs"), []
+        while True:
+            batch = sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return found
+            found += [json.loads(m["Body"]) for m in batch]
+            sqs.delete_message_batch(QueueUrl=self.queue, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    for name, value in {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_ENDPOINT_URL", "LOCK_TABLE", "AUDIT_RETENTION_DAYS"):
+        monkeypatch.delenv(name, raising=False)
+    with mock_aws():
+        create_table(TABLE)
+        sns, sqs = boto3.client("sns"), boto3.client("sqs")
+        topic = sns.create_topic(Name="butler-notices")["TopicArn"]
+        queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+        monkeypatch.setenv("AUDIT_TABLE", TABLE)
+        monkeypatch.setenv("NOTIFY_TOPIC_ARN", topic)
+        yield Aws(topic, queue)
+
+
+@pytest.fixture
+def invoke(aws: Aws, sim_factory: Callable[..., Any], write_config: Callable[..., Path],
+           monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[dict[str, Any], Any]]:
+    """Run the handler once against a fresh simulated site; returns (result, simulator)."""
+    handler = load_handler().handler
+
+    def run(management: dict[str, Any] | None = None, event: dict[str, Any] | None = None,
+            sim: Any = None) -> tuple[dict[str, Any], Any]:
+        sim = sim or sim_factory(scenario=SCENARIO)
+        extra = {**POLICY, "licenseManagement": {**POLICY["licenseManagement"], **(management or {})}}
+        monkeypatch.setenv("BUTLER_CONFIG", str(write_config(sim, extra)))
+        return handler(SCHEDULER_EVENT if event is None else event, Context()), sim
+
+    return run
+
+
+def emf(out: str) -> dict[str | None, dict[str, Any]]:
+    blobs = [json.loads(line) for line in out.splitlines() if line.startswith("{") and '"_aws"' in line]
+    return {blob.get("LicenseType"): blob for blob in blobs}
+
+
+def test_scheduled_run_audits_notifies_and_publishes_metrics(invoke: Callable[..., Any], aws: Aws,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    result, _ = invoke()
+    assert result["status"] == "ok" and result["summary"]["released"] == 3 and "decisions" not in result
+    audit = DynamoDbAuditSink(TABLE)
+    records = audit.records_for_run(result["runId"])
+    run = next(r for r in records if r["kind"] == "run")
+    assert (run["status"], run["actor"], run["dryRun"]) == ("finished", "scheduler", False)
+    assert run["summary"] == result["summary"] and len(run["configHash"]) == 16
+    for kind in ("release-intent", "release-outcome"):
+        assert {r["userId"] for r in records if r["kind"] == kind} == EXPECTED_RELEASES
+    decisions = {r["userId"]: r["action"] for r in records if r["kind"] == "decision"}
+    assert decisions == {**dict.fromkeys(EXPECTED_RELEASES, "release"), **dict.fromkeys(PROTECTED, "protected"),
+                         "a.quarantined": "skip"}
+    assert [r["kind"] for r in audit.records_for_user("corp", "P.IDLE")] == ["release-intent", "release-outcome",
+                                                                            "decision"]
+    now = datetime.now(UTC)
+    assert len(audit.releases_between(now - timedelta(minutes=5), now)) == 3
+    notices = aws.notices()
+    assert sorted(n["Subject"].rsplit("\\", 1)[1] for n in notices) == sorted(EXPECTED_RELEASES)
+    assert all("will be assigned again" in n["Message"] for n in notices)
+    metrics = emf(capsys.readouterr().out)
+    assert metrics[None]["Released"] == [3.0] and metrics[None]["EvaluationAborted"] == [0.0]
+    assert metrics["professional"]["Released"] == [2.0] and metrics["analyzer"]["Protected"] == [0.0]
+    assert "Item" not in boto3.resource("dynamodb").Table(TABLE).get_item(Key={"pk": "LOCK#evaluate", "sk": "LOCK"})
+
+
+def test_a_second_run_exits_cleanly_while_the_lock_is_held(invoke: Callable[..., Any], aws: Aws,
+                                                          sim_factory: Callable[..., Any]) -> None:
+    sim = sim_factory(scenario=SCENARIO)
+    with DynamoDbLock(TABLE, "evaluate"):
+        result, _ = invoke(sim=sim)
+    assert result["status"] == "locked" and "another evaluate run holds the lock" in result["message"]
+    assert sim.stats() == {}  # not a single QRS request
+    assert boto3.resource("dynamodb").Table(TABLE).scan()["Count"] == 0
+    assert invoke(sim=sim)[0]["status"] == "ok"  # released lock: the next run goes ahead
+
+
+def test_an_expired_lock_does_not_block(invoke: Callable[..., Any], aws: Aws) -> None:
+    DynamoDbLock(TABLE, "evaluate", clock=lambda: 1_000.0).acquire()  # a run that died long ago
+    assert invoke()[0]["status"] == "ok"
+
+
+def test_cap_abort(invoke: Callable[..., Any], aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:
+    result, sim = invoke({"maxReleasesPerRun": 2})
+    assert result["status"] == "aborted" and result["capExceeded"] is True
+    assert "maxReleasesPerRun 2" in result["aborted"] and result["summary"]["released"] == 0
+    assert not any(key.startswith("DELETE") for key in sim.stats())
+    run = next(r for r in DynamoDbAuditSink(TABLE).records_for_run(result["runId"]) if r["kind"] == "run")
+    assert run["status"] == "aborted" and run["aborted"] == result["aborted"]
+    assert aws.notices() == []
+    metrics = emf(capsys.readouterr().out)
+    assert metrics[None]["EvaluationAborted"] == [1.0] and metrics["analyzer"]["EvaluationAborted"] == [1.0]
+
+
+@pytest.mark.parametrize(("configured", "event_dry_run", "dry"), [(False, True, True), (True, False, True)])
+def test_the_event_can_force_a_dry_run_never_a_live_one(invoke: Callable[..., Any], aws: Aws, configured: bool,
+                                                        event_dry_run: bool, dry: bool) -> None:
+    result, sim = invoke({"dryRun": configured}, {**SCHEDULER_EVENT, "dryRun": event_dry_run})
+    assert result["dryRun"] is dry and result["summary"]["wouldRelease"] == 3
+    assert not any(key.startswith("DELETE") for key in sim.stats()) and aws.notices() == []
+
+
+def test_audit_options(invoke: Callable[..., Any], aws: Aws) -> None:
+    result, _ = invoke({"auditLog": {"enable": False, "includeUserDetails": False}})
+    records = DynamoDbAuditSink(TABLE).records_for_run(result["runId"])
+    assert sorted({r["kind"] for r in records}) == ["release-intent", "release-outcome", "run"]
+    assert all("userName" not in r for r in records)
+    assert {r["userId"] for r in records if r["kind"] == "release-outcome"} == EXPECTED_RELEASES
+
+
+def test_disabled_management_runs_nothing(invoke: Callable[..., Any], aws: Aws) -> None:
+    result, sim = invoke({"enable": False})
+    assert result["status"] == "disabled" and result["summary"]["evaluated"] == 0
+    assert sim.stats() == {}
+
+
+def test_a_failed_run_fails_the_invocation_and_says_so_in_the_audit(invoke: Callable[..., Any], aws: Aws,
+                                                                    sim_factory: Callable[..., Any],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    logs = io.StringIO()
+    monkeypatch.setattr(logger.registered_handler, "stream", logs)
+    sim = sim_factory(scenario=SCENARIO)
+    sim.stop()  # QRS is down
+    with pytest.raises(QrsUnreachable):
+        invoke(sim=sim)
+    runs = boto3.resource("dynamodb").Table(TABLE).scan()["Items"]
+    assert [(r["kind"], r["status"]) for r in runs] == [("run", "failed")]
+    assert "cannot reach" in runs[0]["error"]
+    failure = next(json.loads(line) for line in logs.getvalue().splitlines() if "license evaluation failed" in line)
+    assert failure["scheduleArn"] == SCHEDULER_EVENT["scheduleArn"] and failure["level"] == "ERROR"

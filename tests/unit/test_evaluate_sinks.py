@@ -1,0 +1,144 @@
+"""Audit sinks (DynamoDB under moto, JSON Lines), the run locks and the SNS notices."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from butler import config, wiring
+from butler.licenses.policy import Rules, decide
+from butler.lock import DynamoDbLock, FileLock, LockBusy
+from butler.sinks.audit import DynamoDbAuditSink, JsonLinesAuditSink, create_table, decision_record
+from butler.sinks.notify import REASSIGN_NOTE, SnsNotifier
+from tests.support.evaluate_fakes import make_allocation, make_user
+
+NOW = datetime(2026, 6, 30, 23, 0, tzinfo=UTC)
+RULES = Rules.from_config(config.parse({"Butler": {"licenseManagement": {}}}).Butler.licenseManagement)
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def table(aws: None) -> str:
+    create_table("audit")
+    return "audit"
+
+
+def records(user_id: str = "jdoe", at: datetime = NOW, run_id: str = "run-1") -> list[dict[str, Any]]:
+    """A decision, a release intent and its outcome for one user (name "Jdoe")."""
+    user = make_user(user_id)
+    decision = decide(make_allocation(user, at, 61.25), user, RULES, at, dry_run=False)
+    return [decision_record(decision, kind, run_id=run_id, actor="tester", at=at, dry_run=False)
+            for kind in ("decision", "release-intent", "release-outcome")]
+
+
+def run_record(run_id: str = "run-1", started: datetime = NOW) -> dict[str, Any]:
+    return {"kind": "run", "runId": run_id, "startedAt": started.isoformat().replace("+00:00", "Z"),
+            "status": "finished", "summary": {"released": 1}}
+
+
+def test_dynamodb_keys_serve_run_user_and_time_window_queries(table: str) -> None:
+    sink = DynamoDbAuditSink(table, retention_days=30)
+    sink.write(run_record())
+    sink.write_many(records())
+    sink.write_many(records("other", NOW + timedelta(days=3), "run-2"))  # a July release
+    run = sink.records_for_run("run-1")
+    assert sorted(r["kind"] for r in run) == ["decision", "release-intent", "release-outcome", "run"]
+    outcome = next(r for r in run if r["kind"] == "release-outcome")
+    assert outcome["daysInactive"] == 61.25 and outcome["dryRun"] is False and outcome["userName"] == "Jdoe"
+    history = sink.records_for_user("corp", "JDOE")  # Qlik matches user ids case-insensitively
+    assert [r["kind"] for r in history] == ["decision", "release-intent", "release-outcome"]
+    window = sink.releases_between(NOW - timedelta(hours=1), NOW + timedelta(days=5))
+    assert [r["userId"] for r in window] == ["jdoe", "other"]  # across the month boundary, outcomes only
+    assert sink.releases_between(NOW + timedelta(hours=1), NOW + timedelta(days=1)) == []
+
+
+def test_dynamodb_ttl_and_redaction(table: str) -> None:
+    DynamoDbAuditSink(table, retention_days=30, include_user_details=False).write_many(records())
+    items = boto3.resource("dynamodb").Table(table).scan()["Items"]
+    assert len(items) == 3 and all("userName" not in item for item in items)
+    assert {item["userId"] for item in items} == {"jdoe"}
+    expected = time.time() + 30 * 86400
+    assert all(abs(int(item["expiresAt"]) - expected) < 60 for item in items)
+    ttl = boto3.client("dynamodb").describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+    assert ttl["AttributeName"] == "expiresAt"
+
+
+def test_json_lines_sink(tmp_path: Path) -> None:
+    sink = JsonLinesAuditSink(tmp_path / "audit.jsonl", include_user_details=False)
+    sink.write(run_record())
+    sink.write_many(records())
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and all("userName" not in json.loads(line) for line in lines)
+    assert len(sink.records_for_run("run-1")) == 4
+    assert [r["kind"] for r in sink.records_for_user("CORP", "jdoe")] == ["decision", "release-intent",
+                                                                         "release-outcome"]
+    assert len(sink.releases_between(NOW, NOW)) == 1
+
+
+def test_wiring_picks_the_sink_from_the_environment(tmp_path: Path, table: str) -> None:
+    settings = config.parse({"Butler": {"licenseManagement": {"auditLog": {"retentionDays": 9}}}})
+    dynamo = wiring.audit_sink(settings, env={"AUDIT_TABLE": table})
+    assert isinstance(dynamo, DynamoDbAuditSink) and dynamo.retention == timedelta(days=9)
+    local = wiring.audit_sink(settings, str(tmp_path / "a.jsonl"), env={})
+    assert isinstance(local, JsonLinesAuditSink) and local.path == tmp_path / "a.jsonl"
+    assert wiring.notifier(env={}) is None
+
+
+def test_dynamodb_lock_excludes_a_second_run_and_expires(table: str) -> None:
+    clock = [1_000_000.0]
+    first = DynamoDbLock(table, "evaluate", ttl_seconds=900, clock=lambda: clock[0])
+    second = DynamoDbLock(table, "evaluate", ttl_seconds=900, clock=lambda: clock[0])
+    first.acquire()
+    with pytest.raises(LockBusy, match="another evaluate run holds the lock"):
+        second.acquire()
+    clock[0] += 901  # the first run died: its lock expires
+    second.acquire()
+    first.release()  # too late: not its lock any more, so it stays
+    with pytest.raises(LockBusy):
+        DynamoDbLock(table, "evaluate", clock=lambda: clock[0]).acquire()
+    second.release()
+    with DynamoDbLock(table, "evaluate", clock=lambda: clock[0]):
+        pass
+
+
+def test_file_lock(tmp_path: Path) -> None:
+    path = tmp_path / "evaluate.lock"
+    with FileLock(path), pytest.raises(LockBusy, match="another evaluate run holds the lock"):
+        FileLock(path).acquire()
+    with FileLock(path):
+        pass
+
+
+def test_sns_notice(aws: None) -> None:
+    sns, sqs = boto3.client("sns"), boto3.client("sqs")
+    topic = sns.create_topic(Name="notices")["TopicArn"]
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    user = make_user("jürgen")
+    decision = decide(make_allocation(user, NOW, 47.26), user, RULES, NOW, dry_run=False)
+    notifier = wiring.notifier(env={"NOTIFY_TOPIC_ARN": topic})
+    assert isinstance(notifier, SnsNotifier)
+    notifier.release_notice(decision, run_id="run-9", actor="scheduler")
+    body = json.loads(sqs.receive_message(QueueUrl=queue)["Messages"][0]["Body"])
+    assert body["Subject"] == "Qlik Sense professional license released: CORP\\j?rgen"
+    assert "CORP\\jürgen" in body["Message"] and "Days inactive: 47.3" in body["Message"]
+    assert REASSIGN_NOTE in body["Message"] and "run-9" in body["Message"]
+    assert body["MessageAttributes"]["licenseType"]["Value"] == "professional"
