@@ -1,0 +1,160 @@
+"""The api Lambda function (functions/api/app.py) with real API Gateway REST proxy events (IAM auth), under moto:
+audit records to DynamoDB, release notices to SNS (read back through an SQS subscription), QRS = the simulator."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import quote
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from butler.sinks.audit import TABLE_SCHEMA, DynamoDbAuditSink
+from tests.integration.api.conftest import SimView
+
+ROOT = Path(__file__).resolve().parents[3]
+EVENT = json.loads((Path(__file__).parent / "events" / "rest_proxy_iam.json").read_text())
+ADMIN_ARN = EVENT["requestContext"]["identity"]["userArn"]
+
+
+@dataclass
+class Context:
+    function_name: str = "qlik-license-butler-api"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:qlik-license-butler-api"
+    aws_request_id: str = "9f3c2b1a-0000-4000-8000-000000000001"
+
+
+def rest_event(method: str, user: str | None = None, **query: str) -> dict[str, Any]:
+    """The captured event, re-aimed: API Gateway REST passes the path still URL-encoded."""
+    event = copy.deepcopy(EVENT)
+    if user is None:
+        resource, path, event["pathParameters"] = "/v4/licenses/status", "/v4/licenses/status", None
+    else:
+        encoded = quote(user, safe="")
+        resource, path = "/v4/licenses/user/{userId}", f"/v4/licenses/user/{encoded}"
+        event["pathParameters"] = {"userId": encoded}
+    event.update(resource=resource, path=path, httpMethod=method,
+                 queryStringParameters=query or None,
+                 multiValueQueryStringParameters={k: [v] for k, v in query.items()} or None)
+    event["requestContext"].update(resourcePath=resource, httpMethod=method, path=f"/prod{path}")
+    return event
+
+
+@dataclass
+class Aws:
+    table: str
+    queue_url: str
+
+    def audit(self, directory: str, user_id: str) -> list[dict[str, Any]]:
+        return DynamoDbAuditSink(self.table).records_for_user(directory, user_id)
+
+    def notices(self) -> list[dict[str, Any]]:
+        sqs = boto3.client("sqs")
+        messages = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        return [json.loads(m["Body"]) for m in messages]
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    for name, value in {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        schema = {k: v for k, v in TABLE_SCHEMA.items() if k != "TimeToLiveSpecification"}
+        boto3.client("dynamodb").create_table(TableName="butler-audit", **schema)
+        topic = boto3.client("sns").create_topic(Name="butler-releases")["TopicArn"]
+        sqs = boto3.client("sqs")
+        queue_url = sqs.create_queue(QueueName="notices")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        boto3.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+        monkeypatch.setenv("AUDIT_TABLE", "butler-audit")
+        monkeypatch.setenv("NOTIFY_TOPIC_ARN", topic)
+        yield Aws("butler-audit", queue_url)
+
+
+@pytest.fixture
+def handler(aws: Aws, api_config: Callable[..., Path],
+            monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, dict[str, Any]]]:
+    """Import the function's module afresh (a cold start) for a config; returns a caller of its handler."""
+    module: ModuleType | None = None
+
+    def call(event: dict[str, Any], **management: Any) -> tuple[int, dict[str, Any]]:
+        nonlocal module
+        if module is None:
+            monkeypatch.setenv("BUTLER_CONFIG", str(api_config(**management)))
+            spec = importlib.util.spec_from_file_location("api_function_app", ROOT / "functions" / "api" / "app.py")
+            assert spec and spec.loader
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        answer = module.handler(event, Context())
+        assert answer["multiValueHeaders"]["Content-Type"] == ["application/json"]
+        return answer["statusCode"], json.loads(answer["body"])
+
+    return call
+
+
+def test_status(handler: Callable[..., tuple[int, dict[str, Any]]], sim_view: SimView) -> None:
+    status, body = handler(rest_event("GET"))
+    assert status == 200
+    assert body["professional"]["allocated"] == sim_view.expected_status("professional")["allocated"] == 3
+    assert body["analyzer"]["utilization"] == sim_view.expected_status("analyzer")["utilization"] == 15.0
+
+
+def test_release_is_audited_in_dynamodb_with_the_iam_caller_and_noticed(
+        handler: Callable[..., tuple[int, dict[str, Any]]], aws: Aws, sim_view: SimView) -> None:
+    status, body = handler(EVENT)  # the captured event as it is: DELETE DOMAIN%5Cjdoe
+    assert status == 200 and body["caller"] == ADMIN_ARN and body["released"] == 1
+    assert body["runId"] == "api-c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
+    assert sim_view.allocations_of("DOMAIN", "jdoe") == []
+    records = aws.audit("DOMAIN", "jdoe")
+    assert [(r["kind"], r["actor"], r["action"], r["runId"]) for r in records] == [
+        ("release-intent", ADMIN_ARN, "release", body["runId"]),
+        ("release-outcome", ADMIN_ARN, "release", body["runId"])]
+    [notice] = aws.notices()
+    assert "DOMAIN\\jdoe" in notice["Subject"] and ADMIN_ARN in notice["Message"]
+
+
+def test_protected_user_is_409_then_forced(handler: Callable[..., tuple[int, dict[str, Any]]], aws: Aws,
+                                           sim_view: SimView) -> None:
+    status, body = handler(rest_event("DELETE", "DOMAIN\\vip"))
+    assert status == 409 and body["protections"] == ["exclusions.tags: VIP-User"]
+    assert aws.audit("DOMAIN", "vip") == [] and aws.notices() == []
+    status, body = handler(rest_event("DELETE", "vip", userDirectory="DOMAIN", force="true",
+                                      licenseType="professional"))
+    assert status == 200 and body["released"] == 1
+    assert sim_view.allocations_of("DOMAIN", "vip") == []
+    assert [r["kind"] for r in aws.audit("DOMAIN", "vip")] == ["release-intent", "release-outcome"]
+
+
+def test_dry_run_configuration(handler: Callable[..., tuple[int, dict[str, Any]]], aws: Aws,
+                               sim_view: SimView) -> None:
+    status, body = handler(EVENT, dryRun=True)
+    assert status == 200 and body["dryRun"] is True and body["allocations"][0]["action"] == "would-release"
+    assert len(sim_view.allocations_of("DOMAIN", "jdoe")) == 1
+    assert aws.audit("DOMAIN", "jdoe") == [] and aws.notices() == []
+
+
+def test_caller_falls_back_to_unknown_and_lookups_answer(handler: Callable[..., tuple[int, dict[str, Any]]]) -> None:
+    status, body = handler(rest_event("GET", "sam"))
+    assert status == 409 and body["userDirectories"] == ["DOMAIN", "OTHER"]
+    event = rest_event("DELETE", "o'brien")
+    event["requestContext"]["identity"] = {"sourceIp": "192.0.2.10"}
+    status, body = handler(event)
+    assert status == 200 and body["caller"] == "unknown"
+
+
+def test_unreachable_qrs_is_a_clear_503(handler: Callable[..., tuple[int, dict[str, Any]]], api_sim: Any) -> None:
+    assert handler(rest_event("GET"))[0] == 200
+    api_sim.stop()
+    status, body = handler(rest_event("GET"))
+    assert status == 503 and body["message"].startswith("QRS is unreachable")
