@@ -48,23 +48,77 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    raise NotImplementedError("collect")
+    from butler.sinks.influx import InfluxWriteError
+    from butler.wiring import run_collect
+
+    try:
+        summary = run_collect(_config(args))
+    except InfluxWriteError as exc:  # the writer could not even be built (e.g. the token secret)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    _print_json(summary.to_json())
+    if summary.error:  # a failed write is never silent: the summary says what was written, the exit code fails
+        print(f"error: {summary.error}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    raise NotImplementedError("evaluate")
+    import logging
+    import os
+
+    from butler.licenses.evaluate import format_table
+    from butler.lock import LockBusy
+    from butler.observability import logger
+    from butler.wiring import run_evaluate
+
+    handler = logger.registered_handler
+    logs = handler if isinstance(handler, logging.StreamHandler) else logging.StreamHandler()
+    previous, logs.stream = logs.stream, sys.stderr  # stdout is the report's
+    try:
+        report = run_evaluate(_config(args), dry_run=True if args.dry_run else None, audit_file=args.audit_file,
+                              actor=f"cli:{os.environ.get('USER') or os.environ.get('USERNAME') or 'unknown'}")
+    except LockBusy as exc:
+        print(f"not run: {exc}", file=sys.stderr)
+        return EXIT_OK
+    finally:
+        logs.stream = previous
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        print(format_table(report))
+    if report.aborted:
+        print(f"evaluation aborted: {report.abort_reason}", file=sys.stderr)
+        return EXIT_ABORTED
+    return EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    raise NotImplementedError("serve")
+    from butler.api import Backend, create_app
+    from butler.api.local import serve
+
+    config = _config(args)  # an invalid configuration stops here (exit 2), not at the first request
+    serve(create_app(Backend(lambda: config, audit_file=args.audit_file, actor="local")), args.port)
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    raise NotImplementedError("demo")
+    from butler.demo import run
+
+    return run()
 
 
 def cmd_sam_params(args: argparse.Namespace) -> int:
-    raise NotImplementedError("sam-params")
+    from pathlib import Path
+
+    from butler import deploy
+    from butler.config import load
+
+    file = Path(args.config)
+    params = deploy.samconfig_overrides(Path(args.samconfig), args.config_env) if args.samconfig else {}
+    params |= deploy.parameter_overrides(load(file), file, Path(args.config_dir))  # the file, not the environment
+    print(deploy.format_overrides(params))
+    return EXIT_OK
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -88,11 +142,14 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     evaluate.add_argument("--audit-file", default="./butler-audit.jsonl", metavar="PATH")
     serve = command("serve", cmd_serve, "serve the /v4 API on 127.0.0.1")
-    serve.add_argument("--port", type=int, required=True)
+    serve.add_argument("--port", type=int, required=True, help="port on 127.0.0.1 (0: any free port)")
     serve.add_argument("--audit-file", default="./butler-audit.jsonl", metavar="PATH")
     demo = command("demo", cmd_demo, "run the self-contained local demo", config=False)
     demo.add_argument("--config", default=None, metavar="FILE", help=argparse.SUPPRESS)
-    command("sam-params", cmd_sam_params, "print sam deploy --parameter-overrides from the config")
+    sam_params = command("sam-params", cmd_sam_params, "print sam deploy --parameter-overrides from the config")
+    sam_params.add_argument("--samconfig", metavar="FILE", help="merge this samconfig.toml environment's overrides")
+    sam_params.add_argument("--config-env", default="default", metavar="ENV", help="samconfig environment")
+    sam_params.add_argument("--config-dir", default="config", metavar="DIR", help="the folder packaged in the layer")
     return parser
 
 
@@ -105,10 +162,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(problem, file=sys.stderr if args.command != "validate-config" else sys.stdout)
         return EXIT_CONFIG
     except Exception as exc:  # a clear one-line reason, never a traceback, for QRS/InfluxDB/AWS failures
-        from butler.qrs import QrsError
-        from butler.qrs.certs import CertificateError
-
-        if isinstance(exc, QrsError | CertificateError):
+        if isinstance(exc, _operational_errors()):
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILED
         raise
+
+
+def _operational_errors() -> tuple[type[BaseException], ...]:
+    """Failures of the outside world (QRS, certificates, InfluxDB, AWS, files), as opposed to bugs."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from butler.qrs import QrsError
+    from butler.qrs.certs import CertificateError
+    from butler.sinks.influx import InfluxWriteError
+
+    return QrsError, CertificateError, InfluxWriteError, BotoCoreError, ClientError, OSError
