@@ -216,3 +216,12 @@ def test_status_command_reports_unreachable_qrs(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("error: ")
     assert "Traceback" not in result.stderr
+
+
+def test_users_only_ids_keeps_just_those(site: Any) -> None:
+    client = client_for(site, page_size=300)
+    wanted = {u["id"] for u in sim_state(site)["users"][::97]}
+    before = stats(site).get("POST /qrs/user/table", 0)
+    users = client.users(only_ids=wanted)
+    assert {u.id for u in users} == wanted
+    assert stats(site)["POST /qrs/user/table"] - before == 4  # still every page, but only the wanted are parsed

@@ -87,11 +87,11 @@ class FakeQrs:
             with self._lock:
                 self.active -= 1
 
-    def users(self, qrs_filter: str | None = None) -> list[User]:
+    def users(self, qrs_filter: str | None = None, *, only_ids: set[str] | None = None) -> list[User]:
         self._call("POST", "user/table")
         self.user_filters.append(qrs_filter)
         if qrs_filter is None:
-            return list(self.user_list)
+            return [u for u in self.user_list if only_ids is None or u.id in only_ids]
         wanted = set(_GUID.findall(qrs_filter))
         return [u for u in self.user_list if u.id in wanted]
 

@@ -80,7 +80,8 @@ def fetch_users(client: QrsClient, owners: list[UserCondensed]) -> list[User]:
     if not owners:
         return []
     if len(owners) > USER_FILTER_MAX:
-        return client.users()
+        ids = {owner.id for owner in owners if owner.id}
+        return client.users(only_ids=ids if len(ids) == len(owners) else None)
     return client.users(qf.any_of(*(_match(owner) for owner in owners)))
 
 
