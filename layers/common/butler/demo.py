@@ -80,7 +80,7 @@ def api_event(method: str, path: str, query: dict[str, str] | None = None) -> di
     event.update(httpMethod=method, path=path, resource=route, queryStringParameters=query or None,
                  multiValueQueryStringParameters={k: [v] for k, v in (query or {}).items()} or None,
                  pathParameters=None if route.endswith("/status") else {"userId": path.rsplit("/", 1)[1]})
-    event["requestContext"].update(httpMethod=method, resourcePath=route, path=f"/prod{path}")
+    event["requestContext"].update(httpMethod=method, resourcePath=route, path=f"/api{path}")
     return event
 
 

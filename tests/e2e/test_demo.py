@@ -1,0 +1,29 @@
+"""`make demo` end to end: the real handlers against the simulator, moto and (when installed) InfluxDB."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_demo_runs_the_whole_pipeline() -> None:
+    result = subprocess.run([sys.executable, "-m", "butler", "demo"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    out = result.stdout
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert "CollectorSuccess" in out
+    assert re.search(r"wouldRelease=[1-9]\d*", out)
+    assert "status: aborted" in out and "maxReleasesPerRun" in out
+    released = re.search(r"'released': (\d+)", out)
+    assert released and int(released[1]) > 0
+    assert "GET /v4/licenses/status -> 200" in out
+    assert re.search(r"DELETE /v4/licenses/user/\S+ -> 409", out)
+    assert re.search(r"DELETE /v4/licenses/user/\S+\?force=true -> 200", out)
+    kinds = re.search(r"records by kind: (.*)", out)
+    assert kinds and "release-outcome=" in kinds[1] and "run=3" in kinds[1]
+    assert "arn:aws:iam::123456789012:user/qlik-admin" in out
