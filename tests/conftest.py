@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
+from moto import mock_aws
 
 if TYPE_CHECKING:
     from qrs_simulator import Simulator
@@ -72,3 +73,15 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def mocked_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto's in-process AWS with fake credentials and no endpoint override (create boto3 clients inside)."""
+    for name, value in {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_ENDPOINT_URL", "AUDIT_TABLE", "LOCK_TABLE", "NOTIFY_TOPIC_ARN", "AUDIT_RETENTION_DAYS"):
+        monkeypatch.delenv(name, raising=False)
+    with mock_aws():
+        yield

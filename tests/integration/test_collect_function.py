@@ -3,41 +3,21 @@ visible failures (the CollectorSuccess heartbeat, a raised error)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from tests.integration.conftest import InfluxServer, influx_config, license_scenario
 from tests.support.influxd import free_port, rows
+from tests.support.lambda_harness import Context, load_handler
 
 ROOT = Path(__file__).parents[2]
-SCHEDULER_EVENT = {"version": "0", "id": "9d7ab2a5-4c0c-4f51-8f9e-1f3c5b8f3a21", "detail-type": "Scheduled Event",
-                   "source": "aws.scheduler", "account": "123456789012", "time": "2026-06-01T12:00:00Z",
-                   "region": "eu-west-1", "resources": ["arn:aws:scheduler:eu-west-1:123456789012:schedule/default/x"],
-                   "detail": {}}
-
-
-@dataclass
-class Context:
-    function_name: str = "butler-collect"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:butler-collect"
-    aws_request_id: str = "52fdfc07-2182-154f-163f-5f0f9a621d72"
-
-
-def load_handler() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("collect_app", ROOT / "functions" / "collect" / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+SCHEDULER_EVENT = json.loads((ROOT / "events" / "scheduler-collect.json").read_text())  # the template's Input
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +34,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def invoke(site: Any, write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch,
            capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[Any, list[dict[str, Any]]]]:
     """Invoke the handler with BUTLER_CONFIG pointing at a config; returns (result or exception, EMF records)."""
-    app = load_handler()
+    app = load_handler("collect")
 
     def run(extra: dict[str, Any], sim: Any = site) -> tuple[Any, list[dict[str, Any]]]:
         monkeypatch.setenv("BUTLER_CONFIG", str(write_config(sim, extra)))

@@ -3,46 +3,27 @@ notices) against the QRS simulator over mutual TLS."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from butler.lock import DynamoDbLock
 from butler.observability import logger
 from butler.qrs import QrsUnreachable
 from butler.sinks.audit import DynamoDbAuditSink, create_table
 from tests.support.evaluate_scenario import EXPECTED_RELEASES, POLICY, PROTECTED, SCENARIO
+from tests.support.lambda_harness import Context, load_handler, notice_inbox
 
 ROOT = Path(__file__).parents[2]
 TABLE = "butler-audit"
 SCHEDULER_EVENT = json.loads((ROOT / "events" / "scheduler-evaluate.json").read_text())  # the template's Input
-
-
-class Context:
-    """The LambdaContext attributes Powertools reads."""
-
-    function_name = "butler-EvaluateFunction"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:butler-EvaluateFunction"
-    aws_request_id = "7f6b1a52-1c2d-4e3f-8a9b-0c1d2e3f4a5b"
-
-
-def load_handler() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("evaluate_app", ROOT / "functions" / "evaluate" / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass
@@ -62,29 +43,19 @@ class Aws:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    for name, value in {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_ENDPOINT_URL", "LOCK_TABLE", "AUDIT_RETENTION_DAYS"):
-        monkeypatch.delenv(name, raising=False)
-    with mock_aws():
-        create_table(TABLE)
-        sns, sqs = boto3.client("sns"), boto3.client("sqs")
-        topic = sns.create_topic(Name="butler-notices")["TopicArn"]
-        queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
-        monkeypatch.setenv("AUDIT_TABLE", TABLE)
-        monkeypatch.setenv("NOTIFY_TOPIC_ARN", topic)
-        yield Aws(topic, queue)
+def aws(mocked_aws: None, monkeypatch: pytest.MonkeyPatch) -> Aws:
+    create_table(TABLE)
+    topic, queue = notice_inbox("butler-notices")
+    monkeypatch.setenv("AUDIT_TABLE", TABLE)
+    monkeypatch.setenv("NOTIFY_TOPIC_ARN", topic)
+    return Aws(topic, queue)
 
 
 @pytest.fixture
 def invoke(aws: Aws, sim_factory: Callable[..., Any], write_config: Callable[..., Path],
            monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[dict[str, Any], Any]]:
     """Run the handler once against a fresh simulated site; returns (result, simulator)."""
-    handler = load_handler().handler
+    handler = load_handler("evaluate").handler
 
     def run(management: dict[str, Any] | None = None, event: dict[str, Any] | None = None,
             sim: Any = None) -> tuple[dict[str, Any], Any]:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from butler import wiring
 from butler.config import InfluxDb, parse
@@ -76,13 +74,8 @@ def test_bad_token_secrets_name_the_secret_not_the_content(secret: str) -> None:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield
+def aws(mocked_aws: None) -> None:
+    """AWS from moto (tests/conftest.py)."""
 
 
 def test_wiring_reads_the_token_from_secrets_manager(aws: None, capture_server: CaptureServer) -> None:

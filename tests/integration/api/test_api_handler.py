@@ -4,9 +4,8 @@ audit records to DynamoDB, release notices to SNS (read back through an SQS subs
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -15,22 +14,14 @@ from urllib.parse import quote
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from butler.sinks.audit import TABLE_SCHEMA, DynamoDbAuditSink
+from butler.sinks.audit import DynamoDbAuditSink, create_table
 from tests.integration.api.conftest import SimView
+from tests.support.lambda_harness import Context, load_handler, notice_inbox
 
 ROOT = Path(__file__).resolve().parents[3]
 EVENT = json.loads((Path(__file__).parent / "events" / "rest_proxy_iam.json").read_text())
 ADMIN_ARN = EVENT["requestContext"]["identity"]["userArn"]
-
-
-@dataclass
-class Context:
-    function_name: str = "qlik-license-butler-api"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:qlik-license-butler-api"
-    aws_request_id: str = "9f3c2b1a-0000-4000-8000-000000000001"
 
 
 def rest_event(method: str, user: str | None = None, **query: str) -> dict[str, Any]:
@@ -45,7 +36,7 @@ def rest_event(method: str, user: str | None = None, **query: str) -> dict[str, 
     event.update(resource=resource, path=path, httpMethod=method,
                  queryStringParameters=query or None,
                  multiValueQueryStringParameters={k: [v] for k, v in query.items()} or None)
-    event["requestContext"].update(resourcePath=resource, httpMethod=method, path=f"/prod{path}")
+    event["requestContext"].update(resourcePath=resource, httpMethod=method, path=f"/api{path}")
     return event
 
 
@@ -64,22 +55,12 @@ class Aws:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    for name, value in {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        schema = {k: v for k, v in TABLE_SCHEMA.items() if k != "TimeToLiveSpecification"}
-        boto3.client("dynamodb").create_table(TableName="butler-audit", **schema)
-        topic = boto3.client("sns").create_topic(Name="butler-releases")["TopicArn"]
-        sqs = boto3.client("sqs")
-        queue_url = sqs.create_queue(QueueName="notices")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        boto3.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-        monkeypatch.setenv("AUDIT_TABLE", "butler-audit")
-        monkeypatch.setenv("NOTIFY_TOPIC_ARN", topic)
-        yield Aws("butler-audit", queue_url)
+def aws(mocked_aws: None, monkeypatch: pytest.MonkeyPatch) -> Aws:
+    create_table("butler-audit")
+    topic, queue_url = notice_inbox("butler-releases", "notices")
+    monkeypatch.setenv("AUDIT_TABLE", "butler-audit")
+    monkeypatch.setenv("NOTIFY_TOPIC_ARN", topic)
+    return Aws("butler-audit", queue_url)
 
 
 @pytest.fixture
@@ -92,10 +73,7 @@ def handler(aws: Aws, api_config: Callable[..., Path],
         nonlocal module
         if module is None:
             monkeypatch.setenv("BUTLER_CONFIG", str(api_config(**management)))
-            spec = importlib.util.spec_from_file_location("api_function_app", ROOT / "functions" / "api" / "app.py")
-            assert spec and spec.loader
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
+            module = load_handler("api")
         answer = module.handler(event, Context())
         assert answer["multiValueHeaders"]["Content-Type"] == ["application/json"]
         return answer["statusCode"], json.loads(answer["body"])
