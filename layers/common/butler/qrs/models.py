@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 LicenseType = Literal["professional", "analyzer"]
 ACCESS_TYPE_PATH: dict[LicenseType, str] = {
@@ -148,27 +148,20 @@ class LoginAccessDetails(QrsModel):
     unavailableTokens: int = 0
 
 
-def _none_as_default(value: Any) -> Any:
-    return {} if value is None else value
-
-
 class AccessTypeOverview(QrsModel):
     totalTokens: int = 0
     availableTokens: int = 0
     tokensEnabled: Flag = False
-    userAccess: Annotated[UserAccessDetails, BeforeValidator(_none_as_default)] = Field(
-        default_factory=UserAccessDetails
-    )
-    loginAccess: Annotated[LoginAccessDetails, BeforeValidator(_none_as_default)] = Field(
-        default_factory=LoginAccessDetails
-    )
-    professionalAccess: Annotated[AccessDetails, BeforeValidator(_none_as_default)] = Field(
-        default_factory=AccessDetails
-    )
-    analyzerAccess: Annotated[AccessDetails, BeforeValidator(_none_as_default)] = Field(default_factory=AccessDetails)
-    analyzerTimeAccess: Annotated[AnalyzerTimeAccess, BeforeValidator(_none_as_default)] = Field(
-        default_factory=AnalyzerTimeAccess
-    )
+    userAccess: UserAccessDetails = Field(default_factory=UserAccessDetails)
+    loginAccess: LoginAccessDetails = Field(default_factory=LoginAccessDetails)
+    professionalAccess: AccessDetails = Field(default_factory=AccessDetails)
+    analyzerAccess: AccessDetails = Field(default_factory=AccessDetails)
+    analyzerTimeAccess: AnalyzerTimeAccess = Field(default_factory=AnalyzerTimeAccess)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_blocks_take_defaults(cls, data: Any) -> Any:
+        return {k: v for k, v in data.items() if v is not None} if isinstance(data, dict) else data
 
     def details(self, license_type: LicenseType) -> AccessDetails:
         return self.professionalAccess if license_type == "professional" else self.analyzerAccess
