@@ -225,3 +225,26 @@ def test_users_only_ids_keeps_just_those(site: Any) -> None:
     users = client.users(only_ids=wanted)
     assert {u.id for u in users} == wanted
     assert stats(site)["POST /qrs/user/table"] - before == 4  # still every page, but only the wanted are parsed
+
+
+SPEC = json.loads((ROOT / "tests" / "simulator" / "qrs-spec-license-user-subset.json").read_text())
+
+
+def test_the_client_calls_only_paths_the_spec_lists(sim_factory: Callable[..., Any]) -> None:
+    sim = sim_factory(users=120, seed=5)
+    client = client_for(sim)
+    client.about()
+    client.access_type_overview()
+    client.analyzer_time_usage()
+    client.user_count()
+    users = client.users()
+    client.find_users(f"userId eq '{users[0].userId}'")
+    for license_type in ("professional", "analyzer"):
+        allocation = client.allocations(license_type)[0]
+        client.allocation_count(license_type)
+        client.allocation(license_type, allocation.id)
+        client.delete_allocation(license_type, allocation.id)
+    allowed = {(method.upper(), path.lower()) for path, ops in SPEC["paths"].items() for method in ops}
+    called = {(key.split(" ")[0], key.split(" ")[1].removeprefix("/qrs")) for key in stats(sim)}
+    assert len(called) == 14
+    assert called <= allowed, called - allowed
