@@ -143,10 +143,11 @@ def test_audit_options(invoke: Callable[..., Any], aws: Aws) -> None:
     assert {r["userId"] for r in records if r["kind"] == "release-outcome"} == EXPECTED_RELEASES
 
 
-def test_disabled_management_runs_nothing(invoke: Callable[..., Any], aws: Aws) -> None:
+def test_disabled_management_only_reports(invoke: Callable[..., Any], aws: Aws) -> None:
     result, sim = invoke({"enable": False})
-    assert result["status"] == "disabled" and result["summary"]["evaluated"] == 0
-    assert sim.stats() == {}
+    assert result["status"] == "disabled" and result["dryRun"] is True
+    assert result["summary"]["wouldRelease"] == len(EXPECTED_RELEASES) and result["summary"]["released"] == 0
+    assert not any(key.startswith("DELETE") for key in sim.stats())
 
 
 def test_a_failed_run_fails_the_invocation_and_says_so_in_the_audit(invoke: Callable[..., Any], aws: Aws,

@@ -130,12 +130,18 @@ def test_cap_at_exactly_the_percentage_is_allowed() -> None:
     assert not evaluate(make_site(), maxReleasePercent=12.5, maxReleasesPerRun=2).cap_exceeded
 
 
-def test_disabled_management_does_nothing() -> None:
+@pytest.mark.parametrize("dry_run", [None, False])
+def test_disabled_management_is_a_dry_run_whatever_is_asked(dry_run: bool | None) -> None:
     client, audit = make_site(), MemoryAudit()
-    report = run_evaluation(config.parse({"Butler": {}}), client, audit=audit, notifier=None,
-                            influx=None, now=NOW)
-    assert (report.enabled, report.decisions, client.calls, audit.records) == (False, [], [], [])
-    assert report.to_json()["summary"]["evaluated"] == 0
+    report = run_evaluation(config.parse({"Butler": {"licenseManagement": {"dryRun": False}}}), client, audit=audit,
+                            notifier=None, influx=None, now=NOW, dry_run=dry_run)
+    assert (report.enabled, report.dry_run) == (False, True)
+    enabled = run_evaluation(config.parse({"Butler": {"licenseManagement": {"enable": True, "dryRun": True}}}),
+                             make_site(), audit=MemoryAudit(), notifier=None, influx=None, now=NOW)
+    assert report.summary() == enabled.summary()
+    assert report.summary()["wouldRelease"] > 0
+    assert client.deletes() == []
+    assert "dry run only" in format_table(report)
 
 
 def test_audit_records_of_a_run() -> None:

@@ -150,8 +150,6 @@ def run_evaluate(config: Config, *, dry_run: bool | None = None, audit_file: str
     from butler.licenses.evaluate import run_evaluation
 
     audit = audit_sink(config, audit_file)
-    if not config.Butler.licenseManagement.enable:  # no lock, no QRS connection, no certificates needed
-        return run_evaluation(config, None, audit=audit, notifier=None, influx=None, dry_run=dry_run, now=now)
     with run_lock(config, "evaluate"):
         client = qrs_client(config)
         influx = influx_writer(config)

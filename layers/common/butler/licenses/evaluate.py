@@ -120,21 +120,20 @@ def run_record(report: EvaluationReport, *, actor: str, management: LicenseManag
 
 
 def run_evaluation(
-    config: Config, client: QrsClient | None, *, audit: AuditSink, notifier: Notifier | None, influx: Any,
+    config: Config, client: QrsClient, *, audit: AuditSink, notifier: Notifier | None, influx: Any,
     dry_run: bool | None = None, now: datetime | None = None, actor: str = "scheduler",
 ) -> EvaluationReport:
     """One evaluation. ``dry_run`` None follows ``licenseManagement.dryRun``; ``now`` fixes the clock (tests).
-    ``client`` may be None only when license management is disabled."""
+
+    With ``licenseManagement.enable: false`` the run is always a dry run: automatic release is off, but an
+    administrator who asks still sees every decision."""
     management = config.Butler.licenseManagement
     clock: Callable[[], datetime] = (lambda: now) if now is not None else utc_now
     started = clock()
-    report = EvaluationReport(new_run_id(started), management.dryRun if dry_run is None else dry_run, started)
+    dry = True if not management.enable else management.dryRun if dry_run is None else dry_run
+    report = EvaluationReport(new_run_id(started), dry, started, enabled=management.enable)
     if not management.enable:
-        logger.info("license management is disabled (licenseManagement.enable: false): nothing evaluated")
-        report.enabled, report.finished_at = False, clock()
-        return report
-    if client is None:
-        raise ValueError("run_evaluation needs a QRS client when license management is enabled")
+        logger.info("license management is disabled (licenseManagement.enable: false): dry run only")
     logger.setLevel("DEBUG" if management.debug else _level(management.logLevel).upper())
     audit.write(run_record(report, actor=actor, management=management, status="running"))
     try:
@@ -207,8 +206,6 @@ def metric_values(report: EvaluationReport) -> dict[LicenseType | None, dict[str
 
 def publish_metrics(report: EvaluationReport) -> None:
     """Print the run's EMF metrics (Lambda only: on the command line they would pollute the output)."""
-    if not report.enabled:
-        return
     from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
     for license_type, values in metric_values(report).items():
@@ -237,7 +234,7 @@ def format_table(report: EvaluationReport) -> str:
 
 def _status_line(report: EvaluationReport) -> str:
     if not report.enabled:
-        return "License management is disabled (licenseManagement.enable: false): nothing was evaluated."
+        return "License management is disabled (licenseManagement.enable: false): dry run only, nothing was released."
     if report.aborted:
         return f"ABORTED by the {report.abort_reason}."
     if report.dry_run:
