@@ -73,6 +73,7 @@ def test_defaults_are_documented_values() -> None:
     assert butler.qrs.port == 4242
     assert butler.qrs.userHeader == "UserDirectory=INTERNAL; UserId=sa_api"
     assert butler.influxDb.enable is False
+    assert butler.licenseMonitoring.enable is True
     assert butler.licenseMonitoring.metrics == ["totalLicenses", "allocatedLicenses", "availableLicenses",
                                                 "userActivity"]
 

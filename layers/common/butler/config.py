@@ -130,7 +130,7 @@ class Costs(Strict):
 
 
 class LicenseMonitoring(Strict):
-    enable: bool = False
+    enable: bool = True  # read-only and harmless: on unless switched off
     storeInInfluxDb: bool = True
     collectInterval: ScheduleText = "every 1 hour"
     metrics: Annotated[list[MonitoringMetric], BeforeValidator(_none_as_empty_list)] = Field(
