@@ -17,6 +17,7 @@ from butler.lock import DynamoDbLock, FileLock, LockBusy
 from butler.sinks.audit import DynamoDbAuditSink, JsonLinesAuditSink, create_table, decision_record
 from butler.sinks.notify import REASSIGN_NOTE, SnsNotifier
 from tests.support.evaluate_fakes import make_allocation, make_user
+from tests.support.lambda_harness import notice_inbox
 
 NOW = datetime(2026, 6, 30, 23, 0, tzinfo=UTC)
 RULES = Rules.from_config(config.parse({"Butler": {"licenseManagement": {}}}).Butler.licenseManagement)
@@ -120,11 +121,8 @@ def test_file_lock(tmp_path: Path) -> None:
 
 
 def test_sns_notice(aws: None) -> None:
-    sns, sqs = boto3.client("sns"), boto3.client("sqs")
-    topic = sns.create_topic(Name="notices")["TopicArn"]
-    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    topic, queue = notice_inbox("notices")
+    sqs = boto3.client("sqs")
     user = make_user("jürgen")
     decision = decide(make_allocation(user, NOW, 47.26), user, RULES, NOW, dry_run=False)
     notifier = wiring.notifier(env={"NOTIFY_TOPIC_ARN": topic})
@@ -135,3 +133,4 @@ def test_sns_notice(aws: None) -> None:
     assert "CORP\\jürgen" in body["Message"] and "Days inactive: 47.3" in body["Message"]
     assert REASSIGN_NOTE in body["Message"] and "run-9" in body["Message"]
     assert body["MessageAttributes"]["licenseType"]["Value"] == "professional"
+    assert body["MessageAttributes"]["userId"]["Value"] == decision.user_id

@@ -1,4 +1,8 @@
-"""Release notices: one SNS message per released allocation (``NOTIFY_TOPIC_ARN``; optional)."""
+"""Release notices: one SNS message per released allocation (``NOTIFY_TOPIC_ARN``; optional).
+
+The message attributes ``licenseType``, ``userDirectory`` and ``userId`` let subscriptions filter: an
+administrators' mailbox takes them all, a forwarder that writes to the users themselves takes its directory's.
+"""
 
 from __future__ import annotations
 
@@ -46,5 +50,6 @@ class SnsNotifier:
             MessageAttributes={
                 "licenseType": {"DataType": "String", "StringValue": decision.license_type},
                 "userDirectory": {"DataType": "String", "StringValue": decision.user_directory or "-"},
+                "userId": {"DataType": "String", "StringValue": decision.user_id or "-"},
             },
         )
