@@ -324,3 +324,13 @@ def test_an_unexpected_failure_is_a_json_500_without_details(api: Harness) -> No
     api.qrs.fail = RuntimeError("secret=hunter2")
     status, body = api.call("GET", "/v4/licenses/status")
     assert status == 500 and "hunter2" not in body["message"] and "RuntimeError" in body["message"]
+
+
+def test_user_lookup_with_automatic_release_off_shows_a_dry_run(tmp_path: Path) -> None:
+    api = Harness(tmp_path, _config(enable=False))
+    api.qrs.add_user("DOMAIN", "jdoe", professional=40.5)
+    status, body = api.call("GET", user_path("DOMAIN", "jdoe"))
+    assert status == 200
+    (allocation,) = body["allocations"]
+    assert allocation["evaluation"]["action"] == "would-release"
+    assert allocation["releasableAt"] is None  # nothing releases it automatically

@@ -125,9 +125,9 @@ class LicenseService:
         }
 
     def _evaluation(self, allocation: Allocation, user: User, rules: Rules, now: datetime) -> dict[str, str]:
-        if not self.management.enable:
-            return {"action": "skip", "reason": "licenseManagement.enable: false"}
-        decision = policy.decide(allocation, user, rules, now, dry_run=self.management.dryRun)
+        """What the scheduled evaluation would decide now (a dry run when automatic release is off)."""
+        dry_run = self.management.dryRun or not self.management.enable
+        decision = policy.decide(allocation, user, rules, now, dry_run=dry_run)
         return {"action": decision.action, "reason": decision.reason}
 
     def _releasable_at(self, allocation: Allocation, rules: Rules, held: list[str]) -> datetime | None:
