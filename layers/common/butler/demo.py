@@ -130,7 +130,7 @@ def write_config(workdir: Path, influx_url: str | None) -> Path:
         "licenseMonitoring": {"enable": True, "tags": {"site": "demo"},
                               "costs": {"professional": 40, "analyzer": 15}},
         "licenseManagement": {
-            "enable": True, "dryRun": False,
+            "enable": True, "dryRun": False, "logLevel": "warning",
             "release": {"professional": {"inactivityDays": 90}, "analyzer": {"inactivityDays": 120}},
             "quarantine": {"gracePeriod": 7},
             "exclusions": {"tags": ["VIP-User", "Always-Licensed"], "userDirectories": ["SERVICE_ACCOUNTS"],
@@ -160,17 +160,15 @@ def provision(certs_dir: Path) -> str:
     return str(queue)
 
 
-def show_table(report: dict[str, Any], limit: int = 8) -> None:
+def show_table(report: dict[str, Any], per_action: int = 4) -> None:
     summary = report.get("summary", {})
     print("   summary: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
     if report.get("capExceeded"):
         print("   capExceeded: true (a live run would release nothing)")
-    shown = [d for d in report.get("decisions", []) if d["action"] in ("release", "would-release", "protected")]
-    for d in shown[:limit]:
-        print(f"   {d['userDirectory']}\\{d['userId']:<14} {d['licenseType']:<12} {d['daysInactive']!s:>7} days"
-              f"  {d['action']:<13} {d['reason']}")
-    if len(shown) > limit:
-        print(f"   ... and {len(shown) - limit} more")
+    for action in ("would-release", "release", "protected", "skip"):
+        for d in [d for d in report.get("decisions", []) if d["action"] == action][:per_action]:
+            user = f"{d['userDirectory']}\\{d['userId']}"
+            print(f"   {user:<30} {d['licenseType']:<12} {d['daysInactive']!s:>7} days  {action:<13} {d['reason']}")
 
 
 def run() -> int:
