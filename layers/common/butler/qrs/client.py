@@ -47,6 +47,10 @@ _USER_COLUMNS: list[dict[str, Any]] = [
 ]
 
 
+# The spec names the entity `type`; the QMC itself sends `entity`. QRS ignores unknown properties, so send both.
+_USER_TABLE = {"type": "User", "entity": "User", "columns": _USER_COLUMNS}
+
+
 def xrfkey() -> str:
     return "".join(secrets.choice(_XRF_ALPHABET) for _ in range(16))
 
@@ -174,7 +178,7 @@ class QrsClient:
             if qrs_filter:
                 params["filter"] = qrs_filter
             table = self.request("POST", "user/table", params=params,
-                                 body={"type": "User", "columns": _USER_COLUMNS}).json()
+                                 body=_USER_TABLE).json()
             rows = table.get("rows") or []
             columns = table.get("columnNames") or []
             id_at = columns.index("id") if "id" in columns else None
