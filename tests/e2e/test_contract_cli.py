@@ -93,6 +93,20 @@ def test_evaluate_audits_to_dynamodb_behind_aws_endpoint_url(simulator: dict[str
     assert second.returncode == 0
     assert json.loads(second.stdout)["summary"]["released"] == 0
 
+    history = audit_lines("--config", str(config), "--user", "corp\\P.IDLE", env=moto_server)
+    assert [r["kind"] for r in history] == ["release-intent", "release-outcome", "decision"]
+    assert {r["runId"] for r in history} == {report["runId"]}
+    run = audit_lines("--config", str(config), "--run", report["runId"], env=moto_server)
+    assert [r["status"] for r in run if r["kind"] == "run"] == ["finished"]
+    recent = audit_lines("--config", str(config), "--days", "1", env=moto_server)
+    assert {r["userId"] for r in recent} == EXPECTED_RELEASES
+
+
+def audit_lines(*args: str, env: dict[str, str]) -> list[dict[str, Any]]:
+    result = butler("audit", *args, env=env)
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
 
 def test_serve_answers_the_v4_routes(simulator: dict[str, Any], tmp_path: Path) -> None:
     config = write_config(simulator, tmp_path)

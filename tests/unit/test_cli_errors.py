@@ -48,3 +48,10 @@ def test_a_bug_is_not_hidden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(wiring, "run_evaluate", bug)
     with pytest.raises(KeyError):
         main(["evaluate", "--config", str(config)])
+
+
+def test_audit_user_needs_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "butler.yaml"
+    config.write_text("Butler: {}\n")
+    assert main(["audit", "--config", str(config), "--user", "jdoe", "--audit-file", str(tmp_path / "a")]) == 2
+    assert "DIRECTORY\\userid" in capsys.readouterr().err

@@ -108,6 +108,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run()
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """The audit trail, one JSON record per line: a user's history, a run's records, or recent releases."""
+    from datetime import UTC, datetime, timedelta
+
+    from butler.wiring import audit_sink
+
+    audit = audit_sink(_config(args), args.audit_file)
+    if args.user:
+        directory, _, user_id = args.user.partition("\\")
+        if not user_id:
+            print("--user takes DIRECTORY\\userid", file=sys.stderr)
+            return EXIT_CONFIG
+        records = audit.records_for_user(directory, user_id)
+    elif args.run:
+        records = audit.records_for_run(args.run)
+    else:
+        now = datetime.now(UTC)
+        records = audit.releases_between(now - timedelta(days=args.days), now)
+    for record in records:
+        print(json.dumps(record, default=str, ensure_ascii=False))
+    return EXIT_OK
+
+
 def cmd_sam_params(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -146,6 +169,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--audit-file", default="./butler-audit.jsonl", metavar="PATH")
     demo = command("demo", cmd_demo, "run the self-contained local demo", config=False)
     demo.add_argument("--config", default=None, metavar="FILE", help=argparse.SUPPRESS)
+    audit = command("audit", cmd_audit, "print audit records: a user's history, a run, or recent releases")
+    which = audit.add_mutually_exclusive_group()
+    which.add_argument("--user", metavar="DIRECTORY\\USERID", help="one user's history")
+    which.add_argument("--run", metavar="RUN_ID", help="every record of one run")
+    which.add_argument("--days", type=float, default=7, help="releases of the last N days (default 7)")
+    audit.add_argument("--audit-file", default="./butler-audit.jsonl", metavar="PATH")
     sam_params = command("sam-params", cmd_sam_params, "print sam deploy --parameter-overrides from the config")
     sam_params.add_argument("--samconfig", metavar="FILE", help="merge this samconfig.toml environment's overrides")
     sam_params.add_argument("--config-env", default="default", metavar="ENV", help="samconfig environment")

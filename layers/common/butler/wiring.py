@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from butler.licenses.collect import CollectionSummary
     from butler.licenses.evaluate import EvaluationReport
     from butler.lock import RunLock
-    from butler.sinks.audit import AuditSink
+    from butler.sinks.audit import AuditTrail
     from butler.sinks.influx import InfluxWriter
     from butler.sinks.notify import Notifier
 
@@ -111,7 +111,7 @@ def run_collect(config: Config, *, now: datetime | None = None) -> CollectionSum
 DEFAULT_AUDIT_FILE = "./butler-audit.jsonl"
 
 
-def audit_sink(config: Config, audit_file: str | None = None, env: Mapping[str, str] = os.environ) -> AuditSink:
+def audit_sink(config: Config, audit_file: str | None = None, env: Mapping[str, str] = os.environ) -> AuditTrail:
     """DynamoDB when ``AUDIT_TABLE`` is set (``AWS_ENDPOINT_URL`` honoured by boto3), else JSON Lines."""
     from butler.sinks.audit import DynamoDbAuditSink, JsonLinesAuditSink
 

@@ -81,6 +81,16 @@ class AuditSink(Protocol):
     def write_many(self, records: Iterable[Record]) -> None: ...
 
 
+class AuditTrail(AuditSink, Protocol):
+    """A sink that can also be read back (both adapters; ``butler audit``)."""
+
+    def records_for_run(self, run_id: str) -> list[Record]: ...
+
+    def records_for_user(self, directory: str, user_id: str) -> list[Record]: ...
+
+    def releases_between(self, start: datetime, end: datetime) -> list[Record]: ...
+
+
 def decision_record(decision: Decision, kind: str, *, run_id: str, actor: str, at: datetime,
                     dry_run: bool) -> Record:
     """The audit record of one allocation's decision, release intent or release outcome."""
