@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,12 +38,14 @@ class RunLock(Protocol):
                  tb: TracebackType | None) -> None: ...
 
 
-class _Context:
-    def acquire(self) -> None:
-        raise NotImplementedError
+class _Context(ABC):
+    """Lets a lock be used as ``with lock:``."""
 
-    def release(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def acquire(self) -> None: ...
+
+    @abstractmethod
+    def release(self) -> None: ...
 
     def __enter__(self) -> Self:
         self.acquire()
