@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,14 +20,9 @@ from moto.server import ThreadedMotoServer
 
 from butler.sinks.audit import create_table
 from tests.support.evaluate_scenario import EXPECTED_RELEASES, POLICY, SCENARIO
+from tests.support.influxd import free_port
 
 ROOT = Path(__file__).parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
