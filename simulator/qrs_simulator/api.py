@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import unquote
 
 from . import clock, model
 from .filters import FilterError, SortKey, compile_filter, compile_orderby
 from .model import JSON
-from .state import Collection, Record, Refused, SimState, condense
+from .state import Collection, Record, Refused, ServerLicense, SimState, condense
 from .table import TableError, build_table
 
 XRF_FAILURE = "XSRF prevention check failed. Possible XSRF discovered."
 _XRFKEY = re.compile(r"^[0-9A-Za-z]{16}$")
 _QLIK_USER = re.compile(r"UserDirectory\s*=\s*([^;]+);\s*UserId\s*=\s*([^;]+)", re.IGNORECASE)
 _TEXT = "text/plain; charset=utf-8"
+SELECTION_TTL = 600.0  # seconds a selection lives after its last use (QRS removes unused selections by itself)
+_SELECTION_PATH = re.compile(r"^selection/([0-9a-f-]{36})/license(?:/([a-z]+))?(?:/(full|count|table))?$")
 
 
 @dataclass
@@ -30,6 +34,16 @@ class Request:
     query: dict[str, str]  # names lower-cased; the last value wins
     headers: Mapping[str, str]  # case-insensitive lookup (http.client.HTTPMessage)
     body: bytes = b""
+
+
+@dataclass
+class Selection:
+    """A temporary set of allocations (`POST /qrs/selection/license/<type>accesstype`), of one type."""
+
+    id: str
+    kind: str
+    ids: list[str]
+    used: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -72,6 +86,9 @@ class QrsApi:
     def __init__(self, state: SimState) -> None:
         self.state = state
         self.collections = {coll.path: coll for coll in state.collections()}
+        self.selection_ttl = SELECTION_TTL
+        self._selections: dict[str, Selection] = {}
+        self._selections_lock = threading.Lock()
         self._singletons: dict[str, Callable[[], JSON]] = {
             "about": about,
             "license": lambda: license_object(state),
@@ -94,6 +111,8 @@ class QrsApi:
 
     def _route(self, request: Request) -> Response:
         path = request.path.lower().strip("/").removeprefix("qrs").strip("/")
+        if path.startswith("selection/"):
+            return self._selection_route(request, path)
         if path in self._singletons:
             if request.method != "GET":
                 return text(405, "Method not allowed", Allow="GET")
@@ -127,17 +146,17 @@ class QrsApi:
             return text(405, "Method not allowed", Allow=", ".join(sorted(handlers)))
         return handler()
 
-    def _selected(self, request: Request, coll: Collection) -> list[Record]:
+    def _selected(self, request: Request, coll: Collection, records: list[Record] | None = None) -> list[Record]:
         predicate = compile_filter(coll.entity, request.query.get("filter"))
-        records = coll.snapshot()
+        records = coll.snapshot() if records is None else records
         if predicate is not None:
             records = [record for record in records if predicate(record.data)]
         for key, descending in reversed(compile_orderby(coll.entity, request.query.get("orderby"))):
             records.sort(key=_on_data(key), reverse=descending)
         return records
 
-    def _list(self, request: Request, coll: Collection, full: bool) -> Response:
-        records = self._selected(request, coll)
+    def _list(self, request: Request, coll: Collection, full: bool, among: list[Record] | None = None) -> Response:
+        records = self._selected(request, coll, among)
         if _flag(request.query.get("privileges")):
             items = [record.data if full else condense(record.data, coll.condensed_keys) for record in records]
             return json_response(model.with_privileges(items))
@@ -159,10 +178,11 @@ class QrsApi:
             return json_response(model.with_privileges(record.data))
         return Response(200, record.raw())
 
-    def _table(self, request: Request, coll: Collection) -> Response:
+    def _table(self, request: Request, coll: Collection, among: list[Record] | None = None) -> Response:
         definition = _json_body(request)
         predicate = compile_filter(coll.entity, request.query.get("filter"))
-        objects = [record.data for record in coll.sorted_by_id()]
+        ordered = coll.sorted_by_id() if among is None else sorted(among, key=lambda record: record.data["id"])
+        objects = [record.data for record in ordered]
         return json_response(build_table(coll.entity, objects, definition, predicate, request.query), 201)
 
     def _allocate(self, request: Request, coll: Collection) -> Response:
@@ -180,6 +200,121 @@ class QrsApi:
         if not self.state.release(_kind(self.state, coll), guid, acting_user(request.headers) or ""):
             return text(404, f"Not found: no {coll.entity} with id {guid}")
         return Response(204, content_type="")
+
+    # -- selections -----------------------------------------------------------------------------------------
+
+    def _selection_route(self, request: Request, path: str) -> Response:
+        """`selection/license/<type>` (POST: create) and `selection/{id}/license[/<type>[/full|count|table]]`."""
+        kinds = {coll.path.removeprefix("license/"): kind for kind, coll in self.state.allocations.items()}
+        if path.startswith("selection/license/"):
+            kind = kinds.get(path.removeprefix("selection/license/"))
+            if kind is None:
+                return text(404, "Not found")
+            if request.method != "POST":
+                return text(405, "Method not allowed", Allow="POST")
+            return self._select(request, kind)
+        match = _SELECTION_PATH.match(path)
+        if match is None or not _is_guid(match.group(1)):
+            return text(404, "Not found")
+        guid, type_name, rest = match.groups()
+        if type_name is None:  # selection/{id}/license: the License objects of the selection
+            if rest is not None:
+                return text(404, "Not found")
+            if request.method != "DELETE":
+                return text(405, "Method not allowed", Allow="DELETE")
+            self._selection(guid)
+            return Response(204, content_type="")  # a selection here never holds the site License: nothing to do
+        kind = kinds.get(type_name)
+        if kind is None:
+            return text(404, "Not found")
+        coll = self.state.allocations[kind]
+        selection = self._selection(guid)
+        among = [record for record in map(coll.get, selection.ids if selection.kind == kind else []) if record]
+        routes: dict[str | None, dict[str, Callable[[], Response]]] = {
+            None: {
+                "GET": lambda: self._list(request, coll, full=False, among=among),
+                "DELETE": lambda: self._delete_selected(request, kind, selection),
+            },
+            "full": {"GET": lambda: self._list(request, coll, full=True, among=among)},
+            "count": {"GET": lambda: json_response({"value": len(self._selected(request, coll, among))})},
+            "table": {"POST": lambda: self._table(request, coll, among)},
+        }
+        handler = routes[rest].get(request.method)
+        if handler is None:
+            return text(405, "Method not allowed", Allow=", ".join(sorted(routes[rest])))
+        return handler()
+
+    def _select(self, request: Request, kind: str) -> Response:
+        """Select the allocations of `kind` matching `?filter=` (all without one), or, when the body is a
+        Selection, its items (of this type), narrowed by the filter if one is given. 201 with the Selection."""
+        coll = self.state.allocations[kind]
+        body = _json_body(request) if request.body.strip() else None
+        among: list[Record] | None = None
+        if body is not None:
+            wanted = _selection_items(body, coll.entity)
+            with self.state.lock:
+                among = [record for record in map(coll.get, wanted) if record is not None]
+        records = self._selected(request, coll, among)
+        selection = Selection(str(uuid.uuid4()), kind, [record.data["id"] for record in records])
+        with self._selections_lock:
+            self._expire(selection.used)
+            self._selections[selection.id] = selection
+        stamp = clock.fmt(clock.now())
+        by = acting_user(request.headers) or ""
+        header = model.entity_header(selection.id, stamp, stamp, "Selection", by)
+        items = [
+            {
+                **model.entity_header(str(uuid.uuid4()), stamp, stamp, "SelectionItem", by),
+                "type": coll.entity,
+                "objectID": guid,
+                "objectName": None,
+            }
+            for guid in selection.ids
+        ]
+        for item in items:
+            del item["privileges"]  # SelectionItem has no privileges property
+        return json_response({**header, "items": items}, 201)
+
+    def _selection(self, guid: str) -> Selection:
+        now = time.monotonic()
+        with self._selections_lock:
+            self._expire(now)
+            selection = self._selections.get(guid)
+            if selection is None:
+                raise Refused(404, f"Not found: no selection with id {guid} (selections expire when unused)")
+            selection.used = now
+            return selection
+
+    def _expire(self, now: float) -> None:
+        for guid in [guid for guid, sel in self._selections.items() if now - sel.used > self.selection_ttl]:
+            del self._selections[guid]
+
+    def _delete_selected(self, request: Request, kind: str, selection: Selection) -> Response:
+        """DELETE every selected allocation (narrowed by `?filter=`), each with the quarantine rule; 204."""
+        coll = self.state.allocations[kind]
+        by = acting_user(request.headers) or ""
+        with self.state.lock:  # all or nothing to a concurrent reader
+            among = [record for record in map(coll.get, selection.ids) if record is not None]
+            for record in self._selected(request, coll, among):
+                self.state.release(kind, record.data["id"], by)
+        return Response(204, content_type="")
+
+
+def _selection_items(body: Any, entity: str) -> list[str]:
+    """The objectIDs of a Selection body `{"items": [{"type": "<entity>", "objectID": "<id>"}, ...]}`."""
+    items = body.get("items") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        raise Refused(400, 'A selection body is a Selection: {"items": [{"type": ..., "objectID": ...}]}')
+    ids: list[str] = []
+    for item in items:
+        guid = item.get("objectID") if isinstance(item, dict) else None
+        kind = item.get("type") if isinstance(item, dict) else None
+        if not isinstance(guid, str) or not _is_guid(guid) or not isinstance(kind, str):
+            raise Refused(400, "Each selection item needs 'type' and a GUID 'objectID'")
+        if kind.lower() != entity.lower():
+            raise Refused(400, f"This selection takes items of type {entity}, not {kind}")
+        ids.append(guid.lower())
+    return list(dict.fromkeys(ids))
 
 
 def acting_user(headers: Mapping[str, str]) -> str | None:
@@ -204,14 +339,24 @@ def about() -> JSON:
 
 
 def license_object(state: SimState) -> JSON:
-    """The site license: invented values (no real key), totals from the state."""
+    """The site license: invented values (no real key), totals from the state, dates from `serverLicense`
+    (by default valid from 400 days before start until ten years after)."""
     created = clock.naive(state.created) - timedelta(days=400)
+    server = state.server_license or ServerLicense(valid_to=created.date() + timedelta(days=4050))
+    valid_from: date = server.valid_from or min(created.date(), server.valid_to or created.date())
     minutes = state.licenses.analyzer_time["allocatedMinutes"]
-    details = (
-        f"Valid From: {created:%Y-%m-%d}\r\nValid To: {created + timedelta(days=1095):%Y-%m-%d}\r\n"
-        f"Product: Qlik Sense Enterprise (simulated)\r\nProfessional access: {state.licenses.professional}\r\n"
-        f"Analyzer access: {state.licenses.analyzer}\r\nAnalyzer capacity minutes: {minutes}"
-    )
+    lines = [
+        "Serial: 9999000000000001",
+        "Name: Butler Simulator",
+        "Organization: Simulated Organization",
+        "Product: Qlik Sense Enterprise Client-Managed (simulated)",
+        f"Professional access: {state.licenses.professional}",
+        f"Analyzer access: {state.licenses.analyzer}",
+        f"Analyzer capacity minutes: {minutes}",
+        f"Valid From: {valid_from:%Y-%m-%d}",
+        *([f"Valid To: {server.valid_to:%Y-%m-%d}"] if server.valid_to is not None else []),
+    ]
+    details = "\r\n".join(lines)
     return {
         **model.entity_header(
             "2f0b2b1c-8c55-4c3e-9a65-5d4e3c2b1a00", clock.fmt(created), clock.fmt(created), "License"
@@ -225,15 +370,21 @@ def license_object(state: SimState) -> JSON:
         "organization": "Simulated Organization",
         "product": 0,
         "numberOfCores": -1,
-        "isExpired": False,
-        "expiredReason": "",
-        "isBlacklisted": False,
-        "isInvalid": False,
+        "isExpired": server.is_expired,
+        "expiredReason": _expired_reason(server),
+        "isBlacklisted": server.is_blacklisted,
+        "isInvalid": server.is_invalid,
         "isSubscription": True,
         "isCloudServices": False,
         "isElastic": False,
         "updated": clock.fmt(created),
     }
+
+
+def _expired_reason(server: ServerLicense) -> str:
+    if not server.is_expired:
+        return ""
+    return f"The license expired on {server.valid_to:%Y-%m-%d}" if server.valid_to else "The license has expired"
 
 
 def _on_data(key: SortKey) -> Callable[[Record], tuple[int, Any]]:

@@ -202,8 +202,26 @@ def _is_guid(text: str) -> bool:
     return len(text) == 36
 
 
+class _Equals:
+    """`path eq 'text'` on a single-valued text or GUID property: kept recognisable, so that a long
+    `id eq X or id eq Y or ...` chain compiles to one set lookup instead of a chain of comparisons."""
+
+    __slots__ = ("get", "keys", "value")
+
+    def __init__(self, path: PropertyPath, value: str) -> None:
+        self.keys = path.keys
+        self.get = path.getter()
+        self.value = value
+
+    def __call__(self, obj: dict[str, Any]) -> bool:
+        found = self.get(obj)
+        return found is not None and found.lower() == self.value
+
+
 def _comparison(path: PropertyPath, op: str, literal: Literal) -> Predicate:
     test = _value_test(path, op, literal)
+    if op == "eq" and not path.multi and path.leaf in ("str", "guid") and literal.kind in ("str", "guid"):
+        return _Equals(path, str(literal.value).lower())
     get = path.getter()
     if path.multi:
         return lambda obj: any(map(test, get(obj)))
@@ -279,15 +297,23 @@ def _ordered(op: str, lit: Any) -> Test:
 def _all_of(terms: list[Predicate]) -> Predicate:
     if len(terms) == 1:
         return terms[0]
-    first, rest = terms[0], _all_of(terms[1:])
-    return lambda obj: first(obj) and rest(obj)
+    if len(terms) == 2:
+        first, second = terms
+        return lambda obj: first(obj) and second(obj)
+    return lambda obj: all(term(obj) for term in terms)  # flat: a thousand terms must not recurse
 
 
 def _any_of(terms: list[Predicate]) -> Predicate:
     if len(terms) == 1:
         return terms[0]
-    first, rest = terms[0], _any_of(terms[1:])
-    return lambda obj: first(obj) or rest(obj)
+    equals = [term for term in terms if isinstance(term, _Equals)]
+    if len(equals) == len(terms) and len({term.keys for term in equals}) == 1:
+        get, values = equals[0].get, frozenset(term.value for term in equals)
+        return lambda obj: (found := get(obj)) is not None and found.lower() in values
+    if len(terms) == 2:
+        first, second = terms
+        return lambda obj: first(obj) or second(obj)
+    return lambda obj: any(term(obj) for term in terms)
 
 
 def sort_key(value: Any) -> tuple[int, Any]:

@@ -159,13 +159,15 @@ def user_condensed(full: JSON) -> JSON:
 def allocation(
     kind: str,
     guid: str,
-    user_condensed_json: JSON,
+    user_condensed_json: JSON | None,
     created: datetime,
     last_used: datetime | None,
     quarantine_end: datetime | None = None,
     by: str = SYSTEM_USER,
 ) -> JSON:
-    """A LicenseProfessionalAccessType / LicenseAnalyzerAccessType; quarantined iff quarantine_end is given."""
+    """A LicenseProfessionalAccessType / LicenseAnalyzerAccessType; quarantined iff quarantine_end is given.
+
+    `user_condensed_json` None makes an ownerless allocation (its user was deleted from the repository)."""
     modified = last_used if last_used is not None and last_used > created else created
     return {
         "id": guid,

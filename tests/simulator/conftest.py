@@ -71,6 +71,38 @@ def scenario() -> dict[str, Any]:
     }
 
 
+def extras_scenario() -> dict[str, Any]:
+    """The newer scenario keys: e-mail attributes, a user holding both types, ownerless allocations, serverLicense."""
+    return {
+        "licenses": {"professional": {"total": 4}, "analyzer": {"total": 4}},
+        "serverLicense": {"validTo": "2031-03-31", "isExpired": False, "isInvalid": False, "isBlacklisted": False},
+        "users": [
+            {
+                "userDirectory": "CORP",
+                "userId": "both",
+                "name": "Bo Th",
+                "email": "bo.th@corp.example",
+                "license": [
+                    {"type": "professional", "createdDate": when(100), "lastUsed": when(40)},
+                    {"type": "analyzer", "createdDate": when(90), "lastUsed": when(1)},
+                ],
+            },
+            {"userDirectory": "CORP", "userId": "mailonly", "email": "mail.only@corp.example"},
+        ],
+        "orphanAllocations": [
+            {
+                "type": "professional",
+                "createdDate": when(200),
+                "lastUsed": when(60),
+                "deletedUserDirectory": "CORP",
+                "deletedUserId": "gone",
+            },
+            {"type": "analyzer", "createdDate": when(30), "lastUsed": when(2)},
+            {"type": "professional", "lastUsed": None, "deletedUserDirectory": None, "deletedUserId": None},
+        ],
+    }
+
+
 class Qrs:
     """Minimal QRS client for tests: every request carries the xrfkey pair and the X-Qlik-User header."""
 
@@ -124,6 +156,13 @@ def scenario_sim(certs_dir: Path) -> Iterator[Simulator]:
 @pytest.fixture(scope="session")
 def synthetic_sim(certs_dir: Path) -> Iterator[Simulator]:
     with Simulator(users=600, seed=5, certs_dir=certs_dir) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="session")
+def extras_sim(certs_dir: Path) -> Iterator[Simulator]:
+    """Shared and read-only, like scenario_sim."""
+    with Simulator(extras_scenario(), certs_dir=certs_dir) as sim:
         yield sim
 
 

@@ -124,7 +124,7 @@ LISTS = [
 ]
 
 
-@pytest.fixture(params=["scenario", "synthetic"])
+@pytest.fixture(params=["scenario", "synthetic", "extras"])
 def any_qrs(request: pytest.FixtureRequest) -> Qrs:
     sim: Simulator = request.getfixturevalue(f"{request.param}_sim")
     return Qrs(sim)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from qrs_simulator import SimState, build_from_scenario
+from qrs_simulator import SimState, Simulator, build_from_scenario
 from qrs_simulator.clock import SENTINEL
 
 from .conftest import Qrs, scenario, when
@@ -122,17 +123,44 @@ def test_allocate_refusals(fresh_qrs: Qrs) -> None:
     assert fresh_qrs.request("POST", "license/professionalaccesstype", json={}).status_code == 400
 
 
-def test_allocating_beyond_total_flags_the_newest_as_excess(fresh_qrs: Qrs) -> None:
-    user_id = fresh_qrs.user_id("DOMAIN", "newbie")
-    created = fresh_qrs.request("POST", "license/professionalaccesstype", json={"user": {"id": user_id}}).json()
-    assert created["excess"] is True
-    flagged = {
-        a["user"]["userId"] for a in fresh_qrs.get("license/professionalaccesstype/full", filter="excess eq true")
+def test_allocating_when_no_license_is_left_is_refused(fresh_qrs: Qrs) -> None:
+    user_id = fresh_qrs.user_id("DOMAIN", "newbie")  # professional: 3 of 3 held, one of them quarantined
+    before = fresh_qrs.get("license/professionalaccesstype/full")
+    response = fresh_qrs.request("POST", "license/professionalaccesstype", json={"user": {"id": user_id}})
+    assert response.status_code == 409
+    assert response.headers["Content-Type"].startswith("text/plain")
+    assert "No professional access is available" in response.text
+    assert fresh_qrs.get("license/professionalaccesstype/full") == before
+    assert details(fresh_qrs, "professional")["available"] == 0
+    never = fresh_qrs.allocation_of("professional", "never")
+    assert never is not None
+    assert fresh_qrs.request("DELETE", f"license/professionalaccesstype/{never['id']}").status_code == 204
+    again = fresh_qrs.request("POST", "license/professionalaccesstype", json={"user": {"id": user_id}})
+    assert again.status_code == 201
+    assert details(fresh_qrs, "professional")["available"] == 0
+
+
+def test_scenario_beyond_total_flags_the_newest_as_excess(certs_dir: Path) -> None:
+    site = {
+        "licenses": {"professional": {"total": 1}},
+        "users": [
+            {"userDirectory": "D", "userId": "old", "license": {"type": "professional", "createdDate": when(50)}},
+            {"userDirectory": "D", "userId": "new", "license": {"type": "professional", "createdDate": when(5)}},
+        ],
     }
-    assert flagged == {"newbie"}
-    assert details(fresh_qrs, "professional")["excess"] == 1
-    assert fresh_qrs.request("DELETE", f"license/professionalaccesstype/{created['id']}").status_code == 204
-    assert fresh_qrs.get("license/professionalaccesstype/count", filter="excess eq true") == {"value": 0}
+    with Simulator(site, certs_dir=certs_dir) as sim:
+        client = Qrs(sim)
+        flagged = client.get("license/professionalaccesstype/full", filter="excess eq true")
+        assert [a["user"]["userId"] for a in flagged] == ["new"]
+        assert details(client, "professional")["excess"] == 1
+        newbie = client.user_id("D", "new")
+        refused = client.request("POST", "license/professionalaccesstype", json={"user": {"id": newbie}})
+        assert refused.status_code == 409
+        old = client.allocation_of("professional", "old")
+        assert old is not None
+        assert client.request("DELETE", f"license/professionalaccesstype/{old['id']}").status_code == 204
+        assert client.get("license/professionalaccesstype/count", filter="excess eq true") == {"value": 0}
+        assert details(client, "professional")["excess"] == 0
 
 
 def test_reallocating_a_quarantined_allocation_reinstates_it(fresh_qrs: Qrs) -> None:
