@@ -1,9 +1,11 @@
-"""The QRS client against the simulator over real mutual TLS: bulk reads, errors, retries, certificates."""
+"""The QRS client against the simulator over real mutual TLS: bulk reads, re-reads by id in batches, e-mail,
+errors that name what to fix, retries (never of a DELETE), ids that are not GUIDs never sent, certificates."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -17,7 +19,17 @@ import requests
 from moto import mock_aws
 
 from butler import wiring
-from butler.qrs import QrsClient, QrsHttpError, QrsNotFound, QrsTimeout, QrsTlsError, QrsUnreachable
+from butler.qrs import (
+    QrsClient,
+    QrsHttpError,
+    QrsInvalidId,
+    QrsNoAnswer,
+    QrsNotFound,
+    QrsTimeout,
+    QrsTlsError,
+    QrsUnavailable,
+    QrsUnreachable,
+)
 from butler.qrs.certs import CertificateFiles, secret_payload
 from tests.conftest import config_data
 
@@ -121,8 +133,12 @@ def test_ignores_requests_ca_bundle(site: Any, monkeypatch: pytest.MonkeyPatch, 
 
 def test_server_name_to_verify(site: Any) -> None:
     assert client_for(site, server_name="localhost").about()
-    with pytest.raises(QrsTlsError):
+    with pytest.raises(QrsTlsError) as error:
         client_for(site, server_name="qlik-node-1.corp.example", retries=0).about()
+    assert str(error.value) == ("GET /qrs/about: the QRS server certificate is not issued to "
+                                "'qlik-node-1.corp.example' (it is issued to localhost, 127.0.0.1): set "
+                                "Butler.qrs.serverName to the name it is issued to (the Qlik Sense server's machine "
+                                "name)")
 
 
 def test_wrong_ca_is_a_tls_error_without_secrets(site: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -134,17 +150,52 @@ def test_wrong_ca_is_a_tls_error_without_secrets(site: Any, tmp_path_factory: py
         mixed = CertificateFiles(certs(site).client_cert, certs(site).client_key, certs(other).root_ca)
         with pytest.raises(QrsTlsError) as error:
             QrsClient(site.url, mixed, retries=0).about()
-        assert "BEGIN" not in str(error.value) and "xrfkey" not in str(error.value)
+        message = str(error.value)
+        assert "BEGIN" not in message and "xrfkey" not in message
+        assert message.startswith("GET /qrs/about: the QRS server certificate does not verify against "
+                                  f"Butler.qrs.certificates.rootCa ({certs(other).root_ca}) (")
+        assert message.endswith("): give the root.pem of this Qlik Sense site's certificate export, and check "
+                                "Butler.qrs.serverName")
+        foreign = CertificateFiles(certs(other).client_cert, certs(other).client_key, certs(site).root_ca)
+        # TLS 1.3: the refusal is an "unknown CA" alert, or a bare close when the alert loses the race
+        with pytest.raises(QrsTlsError, match=r"refused the client certificate Butler\.qrs\.certificates"
+                                              r"\.clientCert \(.*client\.pem\)"):
+            QrsClient(site.url, foreign, retries=0).about()
     finally:
         other.stop()
 
 
 def test_unreachable_and_timeout(sim_factory: Callable[..., Any]) -> None:
     slow = sim_factory(users=10, seed=1, latency_ms=1500)
-    with pytest.raises(QrsTimeout):
+    with pytest.raises(QrsTimeout) as timeout:
         client_for(slow, read_timeout=0.3, retries=0).about()
-    with pytest.raises(QrsUnreachable):
+    assert str(timeout.value) == f"GET /qrs/about: no answer from {slow.url} within Butler.qrs.readTimeout (0.3 s)"
+    assert timeout.value.setting == "Butler.qrs.readTimeout"
+    with pytest.raises(QrsUnreachable) as unreachable:
         QrsClient("https://127.0.0.1:9", certs(slow), retries=0, connect_timeout=1).about()
+    assert str(unreachable.value) == ("GET /qrs/about: cannot connect to https://127.0.0.1:9 (Connection refused): "
+                                      "check Butler.qrs.host and Butler.qrs.port")
+
+
+def test_a_connect_timeout_names_its_setting(site: Any) -> None:
+    """Not "no answer within 120 s": the 0.3 s connect time-out expired (twice, with one retry)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        backlog = [socket.socket() for _ in range(4)]  # a full backlog: further connections are never accepted
+        for sock in backlog:
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", port))
+        try:
+            with pytest.raises(QrsTimeout) as error:
+                QrsClient(f"https://127.0.0.1:{port}", certs(site), retries=1, connect_timeout=0.3).about()
+        finally:
+            for sock in backlog:
+                sock.close()
+    assert str(error.value) == (f"GET /qrs/about: no connection to https://127.0.0.1:{port} within "
+                                "Butler.qrs.connectTimeout (0.3 s) (tried 2 times)")
+    assert error.value.setting == "Butler.qrs.connectTimeout"
 
 
 def test_retries_ride_out_faults(sim_factory: Callable[..., Any]) -> None:
@@ -248,3 +299,85 @@ def test_the_client_calls_only_paths_the_spec_lists(sim_factory: Callable[..., A
     called = {(key.split(" ")[0], key.split(" ")[1].removeprefix("/qrs")) for key in stats(sim)}
     assert len(called) == 14
     assert called <= allowed, called - allowed
+
+
+# --- re-reads by id, e-mail, ids that are not GUIDs, DELETE sent once ----------------------------------------------
+
+
+def test_allocations_by_id_in_batches_of_50(site: Any) -> None:
+    client = client_for(site)
+    held = client.allocations("professional")
+    wanted = [a.id for a in held[:120]]
+    gone = "00000000-0000-4000-8000-000000000000"
+    before = stats(site).get("GET /qrs/license/professionalaccesstype/full", 0)
+    found = client.allocations_by_id("professional", [*wanted, gone, "not-a-guid", wanted[0].upper()])
+    assert stats(site)["GET /qrs/license/professionalaccesstype/full"] - before == 3  # 121 GUIDs: 50 + 50 + 21
+    assert sorted(a.id for a in found) == sorted(wanted)  # the vanished one is simply absent
+    assert {a.licenseType for a in found} == {"professional"} and all(a.problem is None for a in found)
+    by_id = {a.id: a for a in held}
+    assert all(a == by_id[a.id] for a in found)
+    assert client.allocations_by_id("analyzer", []) == []
+
+
+def test_users_by_id_in_batches_with_email(site: Any) -> None:
+    client = client_for(site)
+    state = sim_state(site)["users"]
+    wanted = [u["id"] for u in state[:75]]
+    before = stats(site).get("POST /qrs/user/table", 0)
+    found = client.users_by_id([*wanted, "x' or id ne '"], with_email=True)
+    assert stats(site)["POST /qrs/user/table"] - before == 2
+    emails = {u["id"]: next((a["attributeValue"] for a in u["attributes"] if a["attributeType"].lower() == "email"),
+                            None) for u in state}
+    assert sorted(u.id for u in found) == sorted(wanted)
+    assert {u.id: u.email for u in found} == {i: emails[i] for i in wanted}
+    assert any(u.email for u in found)
+    assert all(u.email is None for u in client.users_by_id(wanted[:5]))  # the column only when asked for
+
+
+def test_find_users_reads_email(sim_factory: Callable[..., Any]) -> None:
+    sim = sim_factory(scenario={"licenses": {"professional": {"total": 1}, "analyzer": {"total": 1}},
+                                "users": [{"userDirectory": "CORP", "userId": "jdoe", "email": "Jane.Doe@corp.example"},
+                                          {"userDirectory": "CORP", "userId": "noemail"}]})
+    client = client_for(sim)
+    assert {u.userId: u.email for u in client.find_users("userDirectory eq 'CORP'")} == {
+        "jdoe": "Jane.Doe@corp.example", "noemail": None}
+    assert {u.userId: u.email for u in client.users(with_email=True)} == {
+        "jdoe": "Jane.Doe@corp.example", "noemail": None}
+
+
+@pytest.mark.parametrize("bad_id", ["", "x", "../../user/full", "00000000-0000-4000-8000-000000000000/../x",
+                                    "{00000000-0000-4000-8000-000000000000}"])
+def test_an_id_that_is_not_a_guid_is_never_sent(site: Any, bad_id: str) -> None:
+    client = client_for(site)
+    before = stats(site)
+    with pytest.raises(QrsInvalidId) as error:
+        client.allocation("professional", bad_id)
+    assert str(error.value).startswith("GET /qrs/license/professionalaccesstype/{id}: id ")
+    with pytest.raises(QrsInvalidId, match="is not a GUID; nothing was sent to QRS"):
+        client.delete_allocation("analyzer", bad_id)
+    assert client.allocations_by_id("professional", [bad_id]) == []
+    assert client.users_by_id([bad_id]) == []
+    assert stats(site) == before
+
+
+def test_the_count_is_asked_only_when_a_page_is_full(site: Any) -> None:
+    before = stats(site).get("GET /qrs/user/count", 0)
+    client_for(site).users()  # one page of 20,000: no count
+    assert stats(site).get("GET /qrs/user/count", 0) == before
+    client_for(site, page_size=300).users()  # four pages: the count once, to bound them
+    assert stats(site)["GET /qrs/user/count"] - before == 1
+
+
+def test_a_delete_is_never_resent(sim_factory: Callable[..., Any]) -> None:
+    sim = sim_factory(users=50, seed=2)
+    client = client_for(sim, retries=4)
+    allocation = client.allocations("professional")[0]
+    sim.fault_rate = 1.0  # every request: a 503 or a dropped connection
+    for _ in range(6):
+        with pytest.raises((QrsUnavailable, QrsNoAnswer)):
+            client.delete_allocation("professional", allocation.id)
+    with pytest.raises((QrsUnavailable, QrsNoAnswer)):
+        client.allocation("professional", allocation.id)
+    counts = stats(sim)
+    assert counts["DELETE /qrs/license/professionalaccesstype/{id}"] == 6  # each sent once
+    assert counts["GET /qrs/license/professionalaccesstype/{id}"] == 5  # a read: 1 + 4 retries

@@ -1,4 +1,5 @@
-"""QRS JSON -> models: tolerant of nulls, the 1753 'never' sentinel and extra fields; filter escaping."""
+"""QRS JSON -> models: tolerant of nulls, the 1753 'never' sentinel and extra fields, strict about types; GUIDs;
+e-mail from user attributes; filter escaping."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import ValidationError
 
 from butler.qrs import filters
-from butler.qrs.client import _count, _user_row
-from butler.qrs.models import AccessTypeOverview, Allocation, User
+from butler.qrs.answers import UserTable, count
+from butler.qrs.models import AccessTypeOverview, Allocation, User, is_guid
 
 ALLOCATION = {
     "id": "4b8a1d4e-7c1b-4f7e-9a0e-0c3f4b5a6d7e", "createdDate": "2026-01-05T08:00:00.000Z",
@@ -55,20 +57,75 @@ def test_overview_docs_example_parses() -> None:
 
 
 def test_table_rows_become_users() -> None:
-    columns = ["id", "userId", "userDirectory", "name", "inactive", "blacklisted", "removedExternally", "tags",
-               "customProperties"]
-    row = ["u1", "jdoe", "DOMAIN", "Jane", False, True, False, [["VIP-User"]],
+    table = UserTable()
+    row = ["4b8a1d4e-7c1b-4f7e-9a0e-0c3f4b5a6d7e", "jdoe", "DOMAIN", "Jane", False, True, False, [["VIP-User"]],
            [["Department", "IT"], ["Department", "Sales"]]]
-    user = User.model_validate(_user_row(columns, row))
+    user = table.user(row, "POST /qrs/user/table")
     assert [t.name for t in user.tags] == ["VIP-User"]
     assert [(p.definition.name, p.value) for p in user.customProperties] == [("Department", "IT"),
                                                                              ("Department", "Sales")]
-    assert user.blacklisted is True
+    assert user.blacklisted is True and user.email is None
 
 
 @pytest.mark.parametrize(("payload", "expected"), [({"value": 7}, 7), (7, 7)])
 def test_count_accepts_both_shapes(payload: object, expected: int) -> None:
-    assert _count(payload) == expected
+    assert count(payload, "GET /qrs/user/count") == expected
+
+
+@pytest.mark.parametrize("value", ["4b8a1d4e-7c1b-4f7e-9a0e-0c3f4b5a6d7e", "4B8A1D4E-7C1B-4F7E-9A0E-0C3F4B5A6D7E"])
+def test_is_guid_accepts_the_written_form(value: str) -> None:
+    assert is_guid(value)
+
+
+@pytest.mark.parametrize("value", [
+    None, 42, "", "x", "{4b8a1d4e-7c1b-4f7e-9a0e-0c3f4b5a6d7e}", "4b8a1d4e7c1b4f7e9a0e0c3f4b5a6d7e",
+    "urn:uuid:4b8a1d4e-7c1b-4f7e-9a0e-0c3f4b5a6d7e", "4b8a1d4e-7c1b-4f7e-9a0e-0c3f4b5a6d7e\n",
+    " 4b8a1d4e-7c1b-4f7e-9a0e-0c3f4b5a6d7e", "4b8a1d4e-7c1b-4f7e-9a0e-0c3f4b5a6d7e/../user",
+    "4b8a1d4e-7c1b-4f7e-9a0e-0c3f4b5a6d7g", uuid.UUID("4b8a1d4e-7c1b-4f7e-9a0e-0c3f4b5a6d7e"),
+])
+def test_is_guid_refuses_everything_else(value: object) -> None:
+    assert not is_guid(value)
+
+
+@pytest.mark.parametrize("value", [0, 1_700_000_000, 1.5, True, [], {}])
+def test_a_date_must_be_text(value: object) -> None:
+    """A number would read as seconds since 1970: an allocation 'last used in 1970' is a release candidate."""
+    with pytest.raises(ValidationError):
+        Allocation.model_validate({**ALLOCATION, "lastUsed": value})
+
+
+@pytest.mark.parametrize("value", ["true", "false", 1, 0, "yes"])
+def test_a_flag_must_be_a_boolean(value: object) -> None:
+    with pytest.raises(ValidationError):
+        User.model_validate({"id": "x", "userId": "a", "userDirectory": "D", "inactive": value})
+
+
+def test_email_is_the_attribute_of_type_email_whatever_its_case() -> None:
+    attributes = [{"attributeType": "department", "attributeValue": "IT"},
+                  {"attributeType": "EMail", "attributeValue": "jane.doe@corp.example"}]
+    user = User.model_validate({"id": "x", "userId": "a", "userDirectory": "D", "attributes": attributes})
+    assert user.email == "jane.doe@corp.example"
+    assert User.model_validate({"id": "x", "userId": "a", "userDirectory": "D", "attributes": []}).email is None
+    assert User.model_validate({"id": "x", "userId": "a", "userDirectory": "D"}).email is None
+    with pytest.raises(ValidationError):
+        User.model_validate({"id": "x", "userId": "a", "userDirectory": "D", "attributes": ["email"]})
+
+
+def test_table_email_from_the_attributes_column() -> None:
+    table = UserTable(with_email=True)
+    assert table.names[-1] == "attributes"
+    row = ["4b8a1d4e-7c1b-4f7e-9a0e-0c3f4b5a6d7e", "jdoe", "DOMAIN", None, False, False, False, [], [],
+           [["title", None], ["email", "jdoe@corp.example"]]]
+    assert table.user(row, "POST /qrs/user/table").email == "jdoe@corp.example"
+    assert "attributes" not in {c["name"] for c in UserTable().body()["columns"]}
+
+
+def test_ids_go_into_filters_only_as_guids() -> None:
+    first, second = "4b8a1d4e-7c1b-4f7e-9a0e-0c3f4b5a6d7e", "F0E1D2C3-B4A5-4697-8A8B-9C0D1E2F3A4B"
+    assert filters.ids_equal("id", [first, second]) == f"id eq {first} or id eq {second.lower()}"
+    for bad in ("x' or userId sw '", "1 or id ne 0", ""):
+        with pytest.raises(ValueError, match="not a GUID"):
+            filters.ids_equal("id", [first, bad])
 
 
 def test_filter_literals_are_escaped() -> None:

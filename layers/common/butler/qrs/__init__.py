@@ -4,8 +4,11 @@ from butler.qrs.certs import CertificateFiles
 from butler.qrs.client import QrsClient
 from butler.qrs.errors import (
     QrsAuthError,
+    QrsBadAnswer,
     QrsError,
     QrsHttpError,
+    QrsInvalidId,
+    QrsNoAnswer,
     QrsNotFound,
     QrsTimeout,
     QrsTlsError,
@@ -16,9 +19,12 @@ from butler.qrs.errors import (
 __all__ = [
     "CertificateFiles",
     "QrsAuthError",
+    "QrsBadAnswer",
     "QrsClient",
     "QrsError",
     "QrsHttpError",
+    "QrsInvalidId",
+    "QrsNoAnswer",
     "QrsNotFound",
     "QrsTimeout",
     "QrsTlsError",

@@ -1,26 +1,25 @@
 """The QRS client: one ``requests`` session with mutual TLS, a fresh xrfkey per request, and bulk reads.
 
 Bulk reads only: all allocations of a type in one request, users in ``/user/table`` pages with just the columns
-the policy needs. Retries (urllib3's ``Retry``) cover connection errors and 502/503/504 for idempotent calls:
-GET, DELETE (re-deleting a released allocation is a 404, which the release executor treats as done) and the
-read-only ``POST .../table``.
+the policy needs, re-reads by id in batches of ``ID_BATCH`` (filters of GUIDs). Only GET and the read-only
+``POST .../table`` are retried (urllib3's ``Retry``: connection errors and 502/503/504); a DELETE is sent once,
+and a failure without an answer (``QrsNoAnswer``) leaves its caller to re-read. Every answer is checked against
+the shape asked for (``butler.qrs.answers``); anything else is ``QrsBadAnswer``.
 """
 
 from __future__ import annotations
 
+import math
 import secrets
 import string
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import requests
 from pydantic import TypeAdapter
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ReadTimeoutError
-from urllib3.util.retry import Retry
 
-from butler.qrs import errors
-from butler.qrs.certs import CertificateFiles
+from butler.qrs import answers, errors, filters
+from butler.qrs.certs import CertificateFiles, check
 from butler.qrs.models import (
     ACCESS_TYPE_PATH,
     AccessTypeOverview,
@@ -28,45 +27,25 @@ from butler.qrs.models import (
     AnalyzerTimeAccessUsage,
     LicenseType,
     User,
+    is_guid,
 )
+from butler.qrs.transport import QrsAdapter, Target, retry, transport_error
 
 _XRF_ALPHABET = string.ascii_letters + string.digits
-_ALLOCATIONS = TypeAdapter(list[Allocation])
-_USERS = TypeAdapter(list[User])
 _TIME_USAGE = TypeAdapter(list[AnalyzerTimeAccessUsage])
-
-# /user/table columns: just what the protection rules read.
-_USER_COLUMNS: list[dict[str, Any]] = [
-    *({"name": n, "columnType": "Property", "definition": n} for n in
-      ("id", "userId", "userDirectory", "name", "inactive", "blacklisted", "removedExternally")),
-    {"name": "tags", "columnType": "List", "definition": "tag",
-     "list": [{"name": "name", "columnType": "Property", "definition": "name"}]},
-    {"name": "customProperties", "columnType": "List", "definition": "customProperties",
-     "list": [{"name": "definition.name", "columnType": "Property", "definition": "definition.name"},
-              {"name": "value", "columnType": "Property", "definition": "value"}]},
-]
-
-
-# The spec names the entity `type`; the QMC itself sends `entity`. QRS ignores unknown properties, so send both.
-_USER_TABLE = {"type": "User", "entity": "User", "columns": _USER_COLUMNS}
+ID_BATCH = 50  # ids in one filter: about 2.5 kB of query string, well within QRS's URL limit
+_USER_TABLE = "POST /qrs/user/table"
 
 
 def xrfkey() -> str:
     return "".join(secrets.choice(_XRF_ALPHABET) for _ in range(16))
 
 
-class _QrsAdapter(HTTPAdapter):
-    """Verifies the server certificate against ``server_name`` (Qlik issues it to the machine name)."""
-
-    def __init__(self, server_name: str | None, **kwargs: Any) -> None:
-        self._server_name = server_name
-        super().__init__(**kwargs)
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        if self._server_name:
-            kwargs["server_hostname"] = self._server_name
-            kwargs["assert_hostname"] = self._server_name
-        super().init_poolmanager(*args, **kwargs)
+def _batches(ids: Iterable[str]) -> Iterator[list[str]]:
+    """The GUIDs among ``ids``, lower-cased, once each, in batches of ``ID_BATCH`` (anything else is never sent)."""
+    unique = list(dict.fromkeys(value.lower() for value in ids if is_guid(value)))
+    for start in range(0, len(unique), ID_BATCH):
+        yield unique[start:start + ID_BATCH]
 
 
 class QrsClient:
@@ -83,10 +62,12 @@ class QrsClient:
         page_size: int = 20000,
         pool_size: int = 8,
     ) -> None:
+        check(certificates)  # a bad PEM is named now, not as an OpenSSL error at the first handshake
         self.base_url = base_url.rstrip("/")
         self.page_size = page_size
         self._certificates = certificates
         self._timeout = (connect_timeout, read_timeout)
+        self._target = Target(self.base_url, certificates, server_name, connect_timeout, read_timeout, retries)
         self._session = requests.Session()
         self._session.trust_env = False  # REQUESTS_CA_BUNDLE and proxy variables must not change who we trust
         self._session.cert = (str(certificates.client_cert), str(certificates.client_key))
@@ -95,15 +76,10 @@ class QrsClient:
         self._mount(server_name, retries, pool_size)
 
     def _mount(self, server_name: str | None, retries: int, pool_size: int) -> None:
-        def retry(methods: set[str]) -> Retry:
-            return Retry(total=retries, connect=retries, read=retries, status=retries, backoff_factor=0.2,
-                         status_forcelist=(502, 503, 504), allowed_methods=frozenset(methods),
-                         raise_on_status=False, respect_retry_after_header=False)
-
         common = {"pool_connections": 4, "pool_maxsize": pool_size}
-        idempotent = _QrsAdapter(server_name, max_retries=retry({"GET", "DELETE"}), **common)
-        self._session.mount(f"{self.base_url}/", idempotent)
-        read_only_posts = _QrsAdapter(server_name, max_retries=retry({"GET", "POST"}), **common)
+        self._session.mount(f"{self.base_url}/", QrsAdapter(server_name, max_retries=retry(retries, frozenset({"GET"})),
+                                                            **common))
+        read_only_posts = QrsAdapter(server_name, max_retries=retry(retries, frozenset({"GET", "POST"})), **common)
         for path in ("user", *ACCESS_TYPE_PATH.values()):
             self._session.mount(f"{self.base_url}/qrs/{path}/table", read_only_posts)
 
@@ -112,21 +88,34 @@ class QrsClient:
     def request(
         self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None
     ) -> requests.Response:
+        """One call; an error status, a redirect or no answer at all raises the matching ``QrsError``."""
         key = xrfkey()
-        url = f"{self.base_url}/qrs/{path.lstrip('/')}"
+        path = path.lstrip("/")
+        call = f"{method} /qrs/{path}"
         try:
             response = self._session.request(
-                method, url, params={**(params or {}), "xrfkey": key}, json=body,
+                method, f"{self.base_url}/qrs/{path}", params={**(params or {}), "xrfkey": key}, json=body,
                 headers={"X-Qlik-Xrfkey": key}, timeout=self._timeout, verify=str(self._certificates.root_ca),
+                allow_redirects=False,  # never carry the client certificate and X-Qlik-User elsewhere
             )
         except requests.exceptions.RequestException as exc:
-            raise _transport_error(f"{method} /qrs/{path}", self.base_url, self._timeout[1], exc) from None
+            retried = method == "GET" or (method == "POST" and path.endswith("/table"))
+            raise transport_error(call, exc, self._target, retried=retried) from None
+        except OSError as exc:  # requests' own check: a certificate file removed since the client was built
+            raise errors.QrsTlsError(f"{call}: cannot load the client certificate files ({exc})") from None
         if response.status_code >= 400:
             raise _http_error(method, f"/qrs/{path}", response)
+        if response.status_code >= 300:
+            raise errors.QrsBadAnswer(call, f"HTTP {response.status_code}, a redirect: QRS does not redirect; "
+                                            "check Butler.qrs.host and Butler.qrs.port")
         return response
 
     def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        return self.request("GET", path, params=params).json()
+        return self._json(self.request("GET", path, params=params), f"GET /qrs/{path.lstrip('/')}")
+
+    @staticmethod
+    def _json(response: requests.Response, call: str) -> Any:
+        return answers.parse_json(response.content, response.headers.get("Content-Type", ""), call)
 
     def close(self) -> None:
         self._session.close()
@@ -134,91 +123,128 @@ class QrsClient:
     # --- license reads -----------------------------------------------------------------------------------------
 
     def about(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.get_json("about")
-        return result
+        return answers.json_object(self.get_json("about"), "GET /qrs/about")
 
     def access_type_overview(self) -> AccessTypeOverview:
-        return AccessTypeOverview.model_validate_json(self.request("GET", "license/accesstypeoverview").content)
+        call = "GET /qrs/license/accesstypeoverview"
+        payload = answers.json_object(self.get_json("license/accesstypeoverview"), call)
+        return answers.validated(AccessTypeOverview.model_validate, payload, call)
 
     def allocations(self, license_type: LicenseType, qrs_filter: str | None = None) -> list[Allocation]:
-        """All allocations of one type in one request (``/full``)."""
-        params = {"filter": qrs_filter} if qrs_filter else None
-        raw = self.request("GET", f"{ACCESS_TYPE_PATH[license_type]}/full", params=params).content
-        return [a.model_copy(update={"licenseType": license_type}) for a in _ALLOCATIONS.validate_json(raw)]
+        """All allocations of one type in one request (``/full``); an unreadable record carries ``problem``."""
+        path = f"{ACCESS_TYPE_PATH[license_type]}/full"
+        response = self.request("GET", path, params={"filter": qrs_filter} if qrs_filter else None)
+        fast = answers.allocations_fast(response.content, license_type)
+        if fast is not None:
+            return fast
+        return answers.allocations(self._json(response, f"GET /qrs/{path}"), license_type, f"GET /qrs/{path}")
+
+    def allocations_by_id(self, license_type: LicenseType, ids: Iterable[str]) -> list[Allocation]:
+        """The allocations among ``ids`` that still exist, ``ID_BATCH`` ids a request (the executor's re-read).
+
+        Ids that are not GUIDs are never sent, so they are absent too; the caller never releases those.
+        """
+        found: list[Allocation] = []
+        for batch in _batches(ids):
+            chunk = self.allocations(license_type, filters.ids_equal("id", batch))
+            answers.only_asked(chunk, set(batch), "allocations", f"GET /qrs/{ACCESS_TYPE_PATH[license_type]}/full")
+            found += chunk
+        return found
 
     def allocation(self, license_type: LicenseType, allocation_id: str) -> Allocation:
         """One allocation by id; raises QrsNotFound once it has been released."""
-        raw = self.request("GET", f"{ACCESS_TYPE_PATH[license_type]}/{allocation_id}").content
-        return Allocation.model_validate_json(raw).model_copy(update={"licenseType": license_type})
+        path = self._id_path("GET", license_type, allocation_id)
+        call = f"GET /qrs/{path}"
+        found = answers.allocation(answers.json_object(self.get_json(path), call), license_type)
+        if found.id.lower() != allocation_id.lower():
+            why = f" ({found.problem})" if found.problem else ""
+            raise errors.QrsBadAnswer(call, f"answered allocation {answers.show(found.id)}{why}")
+        return found
 
     def allocation_count(self, license_type: LicenseType) -> int:
-        return _count(self.get_json(f"{ACCESS_TYPE_PATH[license_type]}/count"))
+        path = f"{ACCESS_TYPE_PATH[license_type]}/count"
+        return answers.count(self.get_json(path), f"GET /qrs/{path}")
 
     def delete_allocation(self, license_type: LicenseType, allocation_id: str) -> None:
-        """Remove an allocation; QRS quarantines it instead when it was used within the last seven days."""
-        self.request("DELETE", f"{ACCESS_TYPE_PATH[license_type]}/{allocation_id}")
+        """Remove an allocation (sent once, never retried); QRS quarantines it instead when it was used within the
+        last seven days."""
+        path = self._id_path("DELETE", license_type, allocation_id)
+        response = self.request("DELETE", path)
+        if response.status_code not in (200, 204):
+            raise errors.QrsBadAnswer(f"DELETE /qrs/{path}", f"HTTP {response.status_code} where 204 was expected")
 
     def analyzer_time_usage(self) -> list[AnalyzerTimeAccessUsage]:
-        return _TIME_USAGE.validate_json(self.request("GET", "license/analyzertimeaccessusage/full").content)
+        call = "GET /qrs/license/analyzertimeaccessusage/full"
+        payload = answers.json_list(self.get_json("license/analyzertimeaccessusage/full"), call)
+        return answers.validated(_TIME_USAGE.validate_python, payload, call)
+
+    @staticmethod
+    def _id_path(method: str, license_type: LicenseType, allocation_id: str) -> str:
+        base = ACCESS_TYPE_PATH[license_type]
+        if not is_guid(allocation_id):
+            raise errors.QrsInvalidId(f"{method} /qrs/{base}/{{id}}", allocation_id)
+        return f"{base}/{allocation_id}"
 
     # --- users -------------------------------------------------------------------------------------------------
 
-    def users(self, qrs_filter: str | None = None, *, only_ids: set[str] | None = None) -> list[User]:
-        """Users with the columns the protection rules need, in ``/user/table`` pages of ``page_size``.
+    def users(self, qrs_filter: str | None = None, *, only_ids: set[str] | None = None,
+              with_email: bool = False) -> list[User]:
+        """Users with the columns the protection rules need (and their e-mail when asked), in ``/user/table``
+        pages of ``page_size``.
 
         ``only_ids`` keeps just those users: the others are dropped row by row, before they are parsed, so a
         100,000-user site costs the memory of the users actually needed.
         """
-        return [user for page in self._user_pages(qrs_filter, only_ids) for user in page]
+        wanted = None if only_ids is None else {value.lower() for value in only_ids}
+        keep = None if wanted is None else (lambda row: str(row[0]).lower() in wanted)
+        found: dict[str, User] = {}  # a user added while paging shifts the rows: one may come twice
+        for page in self._user_pages(answers.UserTable(with_email=with_email), qrs_filter, keep):
+            for user in page:
+                found.setdefault(user.id.lower(), user)
+        return list(found.values())
 
-    def _user_pages(self, qrs_filter: str | None, only_ids: set[str] | None) -> Iterator[list[User]]:
-        skip = 0
+    def users_by_id(self, ids: Iterable[str], *, with_email: bool = False) -> list[User]:
+        """The users among ``ids`` that exist (same columns as ``users``), ``ID_BATCH`` ids a request."""
+        found: list[User] = []
+        for batch in _batches(ids):
+            chunk = self.users(filters.ids_equal("id", batch), with_email=with_email)
+            answers.only_asked(chunk, set(batch), "users", _USER_TABLE)
+            found += chunk
+        return found
+
+    def _user_pages(self, table: answers.UserTable, qrs_filter: str | None,
+                    keep: Callable[[list[Any]], bool] | None) -> Iterator[list[User]]:
+        """Pages until a short or empty one; at most the user count plus one page (QRS may ignore ``skip``)."""
+        body, skip, pages, previous = table.body(), 0, 0, None
+        count: int | None = None
         while True:
             params: dict[str, Any] = {"skip": skip, "take": self.page_size, "sortcolumn": "id"}
             if qrs_filter:
                 params["filter"] = qrs_filter
-            table = self.request("POST", "user/table", params=params,
-                                 body=_USER_TABLE).json()
-            rows = table.get("rows") or []
-            columns = table.get("columnNames") or []
-            id_at = columns.index("id") if "id" in columns else None
-            kept = rows if only_ids is None or id_at is None else [r for r in rows if r[id_at] in only_ids]
-            yield _USERS.validate_python([_user_row(columns, row) for row in kept])
+            payload = self._json(self.request("POST", "user/table", params=params, body=body), _USER_TABLE)
+            rows = table.rows(payload, self.page_size, _USER_TABLE)
+            if not rows:
+                return
+            if rows[0][0].lower() == previous:
+                raise errors.QrsBadAnswer(_USER_TABLE, f"the page at skip={skip} repeats the previous one "
+                                                       "(QRS ignored skip)")
+            previous, pages = rows[0][0].lower(), pages + 1
+            yield [table.user(row, _USER_TABLE) for row in rows if keep is None or keep(row)]
             if len(rows) < self.page_size:
                 return
+            count = self.user_count() if count is None else count  # asked only when more pages are needed
+            if pages >= math.ceil(count / self.page_size) + 1:
+                raise errors.QrsBadAnswer(_USER_TABLE, f"{pages} full pages of {self.page_size} rows, but QRS counts "
+                                                       f"{count} users: the paging does not end")
             skip += len(rows)
 
     def find_users(self, qrs_filter: str) -> list[User]:
         """Users matching a filter, in one ``/user/full`` request (for lookups of one or a few users)."""
-        return _USERS.validate_json(self.request("GET", "user/full", params={"filter": qrs_filter}).content)
+        payload = self.get_json("user/full", {"filter": qrs_filter})
+        return answers.full_users(payload, "GET /qrs/user/full")
 
     def user_count(self) -> int:
-        return _count(self.get_json("user/count"))
-
-
-def _user_row(columns: list[str], row: list[Any]) -> dict[str, Any]:
-    record = dict(zip(columns, row, strict=False))
-    record["tags"] = [{"name": cell[0]} for cell in record.get("tags") or [] if cell]
-    record["customProperties"] = [
-        {"definition": {"name": cell[0]}, "value": cell[1]} for cell in record.get("customProperties") or []
-        if cell and len(cell) > 1
-    ]
-    return record
-
-
-def _transport_error(call: str, base_url: str, read_timeout: float, exc: Exception) -> errors.QrsError:
-    if isinstance(exc, requests.exceptions.SSLError):
-        return errors.QrsTlsError(f"{call}: TLS handshake with {base_url} failed: {_short(exc)}")
-    # After retries urllib3 wraps a read time-out in MaxRetryError, which requests reports as a ConnectionError.
-    wrapped = getattr(exc.args[0] if exc.args else None, "reason", None)
-    if isinstance(exc, requests.exceptions.Timeout) or isinstance(wrapped, ReadTimeoutError):
-        return errors.QrsTimeout(f"{call}: no answer within {read_timeout:g} s")
-    return errors.QrsUnreachable(f"{call}: cannot reach {base_url}: {_short(exc)}")
-
-
-def _count(payload: Any) -> int:
-    # A real QRS answers {"value": N}; the spec says a bare integer. Accept both.
-    return int(payload["value"] if isinstance(payload, dict) else payload)
+        return answers.count(self.get_json("user/count"), "GET /qrs/user/count")
 
 
 def _http_error(method: str, path: str, response: requests.Response) -> errors.QrsHttpError:
@@ -230,12 +256,3 @@ def _http_error(method: str, path: str, response: requests.Response) -> errors.Q
     elif response.status_code >= 500:
         kind = errors.QrsUnavailable
     return kind(method, path, response.status_code, response.text)
-
-
-def _short(exc: Exception) -> str:
-    # The innermost reason, without urllib3's pool repr (it would print the whole URL with its xrfkey).
-    reason: BaseException = exc
-    while reason.__context__ is not None and reason.__context__ is not reason:
-        reason = reason.__context__
-    text = str(reason) or type(reason).__name__
-    return text.split("(Caused by ")[-1].rstrip(")")[:300]

@@ -1,13 +1,17 @@
 """Building QRS filter expressions with values escaped as QRS expects.
 
 Strings are single-quoted with a backslash before a quote or backslash; GUIDs, booleans and numbers are bare.
-Comparisons on strings are case-insensitive on the QRS side.
+Comparisons on strings are case-insensitive on the QRS side. An id goes in bare only once it is a GUID, so no text
+can ever reach a filter unquoted.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
+
+from butler.qrs.models import is_guid
 
 
 def literal(value: str | bool | int | float | uuid.UUID | datetime) -> str:
@@ -38,3 +42,15 @@ def all_of(*parts: str) -> str:
 
 def any_of(*parts: str) -> str:
     return " or ".join(f"({p})" for p in parts if p) if len(parts) > 1 else (parts[0] if parts else "")
+
+
+def guid(value: str) -> str:
+    """A GUID as a bare filter literal; anything else is a ValueError (never quoted or sent in its place)."""
+    if not is_guid(value):
+        raise ValueError(f"not a GUID: {str(value)[:60]!r}")
+    return value.lower()
+
+
+def ids_equal(prop: str, ids: Iterable[str]) -> str:
+    """``prop eq G1 or prop eq G2 ...`` for GUIDs (a ValueError for anything else)."""
+    return " or ".join(f"{prop} eq {guid(value)}" for value in ids)

@@ -1,15 +1,17 @@
 """Typed views of the QRS JSON this product reads, named as QRS names them.
 
-Tolerant by design: extra fields are ignored, ``null`` is accepted everywhere, and QRS's "unset" date
-sentinel ``1753-01-01T00:00:00.000Z`` becomes ``None``.
+Tolerant of what QRS really sends (extra fields are ignored, ``null`` flags are false, QRS's "unset" date sentinel
+``1753-01-01T00:00:00.000Z`` becomes ``None``), strict about types: a date must be an ISO string (a number would
+read as seconds since 1970) and a flag a boolean. The client checks the wire shape on top (``butler.qrs.answers``).
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 
 LicenseType = Literal["professional", "analyzer"]
 ACCESS_TYPE_PATH: dict[LicenseType, str] = {
@@ -17,6 +19,12 @@ ACCESS_TYPE_PATH: dict[LicenseType, str] = {
     "analyzer": "license/analyzeraccesstype",
 }
 _SENTINEL_YEAR = 1753
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def is_guid(value: object) -> bool:
+    """A QRS id in its one written form (8-4-4-4-12 hex digits), the only thing that may go into a URL path."""
+    return isinstance(value, str) and _GUID.fullmatch(value) is not None
 
 
 def _qrs_date(value: Any) -> Any:
@@ -24,11 +32,11 @@ def _qrs_date(value: Any) -> Any:
         return None
     if isinstance(value, str):
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return None if value.year <= _SENTINEL_YEAR else value.astimezone(UTC)
-    return value
+    if not isinstance(value, datetime):
+        raise ValueError("not an ISO 8601 date")  # a number would otherwise read as seconds since 1970
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return None if value.year <= _SENTINEL_YEAR else value.astimezone(UTC)
 
 
 QrsDate = Annotated[datetime | None, BeforeValidator(_qrs_date)]
@@ -42,7 +50,7 @@ def _none_as_false(value: Any) -> Any:
     return False if value is None else value
 
 
-Flag = Annotated[bool, BeforeValidator(_none_as_false)]
+Flag = Annotated[bool, Strict(), BeforeValidator(_none_as_false)]
 
 
 class QrsModel(BaseModel):
@@ -75,6 +83,8 @@ class Allocation(QrsModel):
     deletedUserId: str | None = None
     deletedUserDirectory: str | None = None
     licenseType: LicenseType = "professional"  # not QRS's: set from the endpoint the allocation came from
+    # Not QRS's: why the record could not be read whole (the other fields hold what could); never released.
+    problem: str | None = None
 
     @property
     def last_activity(self) -> datetime | None:
@@ -109,10 +119,29 @@ class User(QrsModel):
     customProperties: Annotated[list[CustomPropertyValue], BeforeValidator(_none_as_list)] = Field(
         default_factory=list
     )
+    email: str | None = None  # the user attribute of attributeType "email" (case-insensitive)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _email_from_attributes(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "email" not in data and data.get("attributes") is not None:
+            return {**data, "email": email_of(data["attributes"])}
+        return data
 
     @property
     def qualified_id(self) -> str:
         return f"{self.userDirectory}\\{self.userId}"
+
+
+def email_of(attributes: Any) -> str | None:
+    """The first non-empty ``email`` attribute of a ``/user/full`` attributes list (UserAttribute objects)."""
+    if not isinstance(attributes, list) or not all(isinstance(a, dict) for a in attributes):
+        raise ValueError("attributes: not a list of UserAttribute objects")
+    for attribute in attributes:
+        value = attribute.get("attributeValue")
+        if str(attribute.get("attributeType") or "").casefold() == "email" and isinstance(value, str) and value:
+            return value.strip()
+    return None
 
 
 class AccessDetails(QrsModel):

@@ -11,7 +11,9 @@ already carries a tag of that name.
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -27,6 +29,15 @@ from butler.config import InfluxDb
 # InfluxDB 1.x's /write names for the precisions (it reads "us" and "ns" as nanoseconds).
 _V1_PRECISION = {WritePrecision.NS: "n", WritePrecision.US: "u", WritePrecision.MS: "ms", WritePrecision.S: "s"}
 _MESSAGE_LIMIT = 300
+# Credentials an error text may echo (a proxy's or server's page quoting the request): query parameters, the
+# Authorization header or its scheme and value, and user:password@ in a URL.
+_CREDENTIALS = (
+    (re.compile(r"([?&;](?:u|p|password|token|access_token)=)[^&\s\"',;]*", re.IGNORECASE), r"\1***"),
+    (re.compile(r"(authorization[\"']?\s*[:=]\s*[\"']?)(?:(?:Basic|Bearer|Token)\s+)?[^\s\"',}]+", re.IGNORECASE),
+     r"\1***"),
+    (re.compile(r"\b(Basic|Bearer|Token)\s+[A-Za-z0-9+/=._~-]{6,}"), r"\1 ***"),
+    (re.compile(r"(://)[^/@\s:]+:[^/@\s]*@"), r"\1***@"),
+)
 
 
 def make_point(measurement: str, tags: Mapping[str, str], fields: Mapping[str, Any], at: datetime | None = None,
@@ -59,8 +70,10 @@ class InfluxWriteError(Exception):
 class InfluxWriter(ABC):
     """Writes points in batches; ``write`` returns how many points were written, or raises InfluxWriteError."""
 
-    def __init__(self, target: str, *, batch_size: int = 5000, default_tags: Mapping[str, str] | None = None) -> None:
-        self.target = target  # for messages: where the points go, without credentials
+    def __init__(self, target: str, *, batch_size: int = 5000, default_tags: Mapping[str, str] | None = None,
+                 credentials: Sequence[str | None] = ()) -> None:
+        self._credentials = [c for c in credentials if c]  # never in a message, whatever InfluxDB echoes
+        self.target = redact(target, self._credentials)  # for messages: where the points go, without credentials
         self.batch_size = batch_size
         self.default_tags = dict(default_tags or {})
 
@@ -76,8 +89,8 @@ class InfluxWriter(ABC):
                 try:
                     self._write_lines(batch, precision)
                 except InfluxWriteError as exc:
-                    raise InfluxWriteError(f"{exc} ({written} of {len(lines)} points written before this batch)",
-                                           written=written) from None
+                    message = f"{exc} ({written} of {len(lines)} points written before this batch)"
+                    raise InfluxWriteError(redact(message, self._credentials), written=written) from None
                 written += len(batch)
         return written
 
@@ -105,7 +118,7 @@ class InfluxV1Writer(InfluxWriter):
 
     def __init__(self, settings: InfluxDb, *, default_tags: Mapping[str, str] | None = None) -> None:
         super().__init__(f"InfluxDB {settings.url} database {settings.database}", batch_size=settings.batchSize,
-                         default_tags=default_tags)
+                         default_tags=default_tags, credentials=_basic_auth(settings.username, settings.password))
         self._settings = settings
         self._session = requests.Session()
         self._session.trust_env = False  # proxy and CA-bundle variables must not redirect or re-trust the writes
@@ -157,7 +170,7 @@ class InfluxV2Writer(InfluxWriter):
         from influxdb_client.client.write_api import SYNCHRONOUS
 
         super().__init__(f"InfluxDB {settings.url} bucket {settings.bucket}", batch_size=settings.batchSize,
-                         default_tags=default_tags)
+                         default_tags=default_tags, credentials=[token])
         self._bucket, self._org = settings.bucket or "", settings.org or ""
         self._timeout = settings.timeoutSeconds
         self._client = InfluxDBClient(url=settings.url, token=token, org=self._org,
@@ -215,6 +228,27 @@ def token_from_secret(secret_id: str, secret_string: str) -> str:
     return text
 
 
+def redact(text: str, credentials: Sequence[str] = ()) -> str:
+    """``text`` without the given credentials (as written, URL-encoded or in Basic form) and without anything that
+    looks like one (``u=``/``p=``/``token=`` parameters, Authorization values, user:password@ in URLs)."""
+    from urllib.parse import quote, quote_plus
+
+    for secret in credentials:
+        for form in {secret, quote(secret, safe=""), quote_plus(secret)}:
+            text = text.replace(form, "***")
+    for pattern, replacement in _CREDENTIALS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _basic_auth(username: str | None, password: str | None) -> list[str | None]:
+    """The 1.x password, and the Basic header value that carries it (a proxy page may quote either)."""
+    if not password:
+        return []
+    pair = f"{username or ''}:{password}".encode()
+    return [password, base64.b64encode(pair).decode("ascii")]
+
+
 def _reason(response: requests.Response) -> str:
     return _body_reason(response.text, response.reason)
 
@@ -227,4 +261,4 @@ def _body_reason(body: Any, fallback: Any) -> str:
         text = str(data.get("error") or data.get("message") or text) if isinstance(data, dict) else text
     except json.JSONDecodeError:
         pass
-    return (text.strip() or str(fallback or ""))[:_MESSAGE_LIMIT]
+    return redact(" ".join((text.strip() or str(fallback or "")).split()))[:_MESSAGE_LIMIT]
