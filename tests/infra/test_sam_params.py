@@ -40,7 +40,8 @@ def test_the_shipped_config(capsys: pytest.CaptureFixture[str], monkeypatch: pyt
         "QrsServerName": "qlik-central", "CertificateSecretArn": "", "CertificateSecretName": "butler/qrs-certificates",
         "CollectSchedule": "rate(1 hour)", "CollectScheduleState": "ENABLED",
         "EvaluateSchedule": "cron(0 2 * * ? *)", "EvaluateScheduleState": "ENABLED",
-        "LogLevel": "INFO", "AuditRetentionDays": "400", "InfluxTokenSecretArn": "",
+        "LogLevel": "INFO", "AuditRetentionDays": "400", "InfluxTokenSecretArn": "", "InfluxPasswordSecretArn": "",
+        "SmtpPasswordSecretArn": "", "NoticeSenderAddress": "",
     }
 
 
@@ -88,8 +89,55 @@ def test_log_level_and_secret_arn(tmp_path: Path, capsys: pytest.CaptureFixture[
     code, params, _ = sam_params(capsys, "--config", str(path), "--config-dir", str(tmp_path / "config"))
     assert code == 0
     assert params["CertificateSecretArn"] == arn and "CertificateSecretName" not in params
-    assert params["InfluxTokenSecretArn"] == token
+    assert params["InfluxTokenSecretArn"] == token and params["InfluxPasswordSecretArn"] == ""
     assert params["LogLevel"] == "WARNING"
+
+
+def test_an_influx_1_password_secret_is_deployable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:butler/influxdb-AbCdEf"
+    path = write(tmp_path / "config", {"influxDb": {"enable": True, "version": 1, "username": "butler",
+                                                    "passwordSecretId": arn}})
+    code, params, _ = sam_params(capsys, "--config", str(path), "--config-dir", str(tmp_path / "config"))
+    assert code == 0
+    assert (params["InfluxPasswordSecretArn"], params["InfluxTokenSecretArn"]) == (arn, "")
+
+
+@pytest.mark.parametrize(("email", "expected"), [
+    ({"enable": True, "via": "ses", "from": "qlik-licenses@corp.example"},
+     {"SmtpPasswordSecretArn": "", "NoticeSenderAddress": "qlik-licenses@corp.example"}),
+    ({"enable": True, "via": "smtp", "from": "qlik-licenses@corp.example",
+      "smtp": {"username": "butler", "passwordSecretId": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:smtp"}},
+     {"SmtpPasswordSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:smtp", "NoticeSenderAddress": ""}),
+    ({"enable": False, "via": "ses", "from": "qlik-licenses@corp.example"},
+     {"SmtpPasswordSecretArn": "", "NoticeSenderAddress": ""}),
+])
+def test_notice_parameters(tmp_path: Path, capsys: pytest.CaptureFixture[str], email: dict[str, Any],
+                           expected: dict[str, str]) -> None:
+    path = write(tmp_path / "config", {"licenseManagement": {"notifications": {"warnDaysBefore": 7, "email": email}}})
+    code, params, err = sam_params(capsys, "--config", str(path), "--config-dir", str(tmp_path / "config"))
+    assert code == 0, err
+    assert {key: params[key] for key in expected} == expected
+
+
+@pytest.mark.parametrize(("email", "key_path"), [
+    ({"enable": True, "from": "butler@corp.example", "smtp": {"username": "butler", "passwordSecretId": "smtp-pw"}},
+     "Butler.licenseManagement.notifications.email.smtp.passwordSecretId"),
+    ({"enable": True, "via": "ses", "from": "butler@localhost"}, "Butler.licenseManagement.notifications.email.from"),
+])
+def test_notice_parameters_name_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str], email: dict[str, Any],
+                                        key_path: str) -> None:
+    path = write(tmp_path / "config", {"licenseManagement": {"notifications": {"email": email}}})
+    code, _, err = sam_params(capsys, "--config", str(path), "--config-dir", str(tmp_path / "config"))
+    assert code == 2
+    assert err.startswith(f"{key_path}: ")
+
+
+def test_a_disabled_influx_grants_no_secret(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path / "config", {"influxDb": {"enable": False, "username": "butler",
+                                                    "passwordSecretId": "not-an-arn"}})
+    code, params, _ = sam_params(capsys, "--config", str(path), "--config-dir", str(tmp_path / "config"))
+    assert code == 0
+    assert (params["InfluxPasswordSecretArn"], params["InfluxTokenSecretArn"]) == ("", "")
 
 
 @pytest.mark.parametrize(("influx", "key_path"), [
@@ -97,6 +145,7 @@ def test_log_level_and_secret_arn(tmp_path: Path, capsys: pytest.CaptureFixture[
     ({"enable": True, "username": "butler", "password": "s3cr3t-pw"}, "Butler.influxDb.password"),
     ({"enable": True, "version": 2, "org": "o", "bucket": "b", "tokenSecretId": "influx-token"},
      "Butler.influxDb.tokenSecretId"),
+    ({"enable": True, "username": "butler", "passwordSecretId": "butler/influxdb"}, "Butler.influxDb.passwordSecretId"),
 ])
 def test_a_deployed_config_never_holds_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                influx: dict[str, Any], key_path: str) -> None:
@@ -105,6 +154,7 @@ def test_a_deployed_config_never_holds_secrets(tmp_path: Path, capsys: pytest.Ca
     assert code == 2
     assert err.startswith(f"{key_path}: ")
     assert "s3cr3t" not in err  # the message names the key, never the value
+    assert ("passwordSecretId" in err) if key_path.endswith("password") else True  # the advice: the 1.x secret
 
 
 def test_key_files_beside_the_config_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -68,6 +68,12 @@ def test_defaults_are_documented_values() -> None:
     assert butler.licenseManagement.enable is False
     assert butler.licenseManagement.dryRun is False
     assert butler.licenseManagement.maxReleasePercent == 25
+    assert butler.licenseManagement.abortAbovePercent == 90
+    assert butler.licenseManagement.notifications.warnDaysBefore == 0
+    assert butler.licenseManagement.notifications.warns is False
+    assert butler.licenseManagement.notifications.email.enable is False
+    assert butler.licenseManagement.release.analyzer.releaseRedundant is False
+    assert butler.influxDb.passwordSecretId is None
     assert butler.licenseManagement.concurrency == 4
     assert butler.licenseManagement.auditLog.retentionDays == 400
     assert butler.qrs.port == 4242
@@ -82,9 +88,9 @@ def test_defaults_are_documented_values() -> None:
     ("data", "expected"),
     [
         ({"licenseManagement": {"exclusion": {"tags": ["VIP"]}}},
-         "Butler.licenseManagement.exclusion: unknown key (check its spelling)"),
+         "Butler.licenseManagement.exclusion: unknown key (did you mean 'exclusions'?)"),
         ({"licenseManagement": {"exclusions": {"tagz": ["VIP"]}}},
-         "Butler.licenseManagement.exclusions.tagz: unknown key (check its spelling)"),
+         "Butler.licenseManagement.exclusions.tagz: unknown key (did you mean 'tags'?)"),
         ({"licenseManagement": {"release": {"professional": {"inactivityDays": "soon"}}}},
          "Butler.licenseManagement.release.professional.inactivityDays: Input should be a valid number"),
         ({"licenseManagement": {"release": {"analyzer": {"inactivityDays": 0}}}},
@@ -165,7 +171,7 @@ def test_validate_config_command_lists_problems(tmp_path: Path, capsys: pytest.C
     assert main(["validate-config", str(file)]) == 2
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("Butler.licenseManagement.release.professional.inactivityDays: ")
-    assert lines[1] == "Butler.licenseManagement.exclusion: unknown key (check its spelling)"
+    assert lines[1] == "Butler.licenseManagement.exclusion: unknown key (did you mean 'exclusions'?)"
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,9 @@ chosen environment's ``parameter_overrides`` (network, alarm thresholds) come fi
 values win: a command-line ``--parameter-overrides`` replaces samconfig's instead of merging with it.
 
 A deployed configuration never holds secrets: an inline InfluxDB token or password, or certificate/key files
-in the folder that is packaged with the functions, is a configuration error.
+in the folder that is packaged with the functions, is a configuration error. Secrets are named by their full
+ARN (``tokenSecretId`` for InfluxDB 2.x, ``passwordSecretId`` for 1.x): the functions' IAM policy grants exactly
+those.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pathlib import Path
 from butler.config import Config, ConfigError
 from butler.schedule import to_eventbridge
 
+_INFLUX_SECRETS = {"InfluxTokenSecretArn": "tokenSecretId",  # InfluxDB 2.x token
+                   "InfluxPasswordSecretArn": "passwordSecretId"}  # InfluxDB 1.x password
 _SECRET_FILES = ("*.pem", "*.key", "*.p12", "*.pfx")  # what a certificate export or a private key looks like
 _LOG_LEVELS = {"debug": "DEBUG", "info": "INFO", "warning": "WARNING", "warn": "WARNING", "error": "ERROR",
                "critical": "CRITICAL"}
@@ -47,6 +51,7 @@ def parameter_overrides(config: Config, config_file: Path, config_dir: Path) -> 
         "LogLevel": "DEBUG" if butler.licenseManagement.debug else _LOG_LEVELS[butler.licenseManagement.logLevel],
         "AuditRetentionDays": str(butler.licenseManagement.auditLog.retentionDays),
         **_influx_secret(config),
+        **_notice_params(config),
     }
     _refuse_secrets(config, config_dir)
     return params
@@ -82,20 +87,40 @@ def _certificate_secret(secret_id: str | None) -> dict[str, str]:
 
 
 def _influx_secret(config: Config) -> dict[str, str]:
+    """The ARNs of the InfluxDB secrets the functions may read ("" for none)."""
     influx = config.Butler.influxDb
-    if not influx.enable or influx.tokenSecretId is None:
-        return {"InfluxTokenSecretArn": ""}
-    if not influx.tokenSecretId.startswith("arn:"):
-        raise ConfigError(["Butler.influxDb.tokenSecretId: a deployment needs the secret's full ARN "
-                           "(the functions' IAM policy grants access by ARN)"])
-    return {"InfluxTokenSecretArn": influx.tokenSecretId}
+    arns = {param: (getattr(influx, key) if influx.enable else None) or "" for param, key in _INFLUX_SECRETS.items()}
+    problems = [f"Butler.influxDb.{key}: a deployment needs the secret's full ARN (the functions' IAM policy grants "
+                "access by ARN)" for param, key in _INFLUX_SECRETS.items() if arns[param] and
+                not arns[param].startswith("arn:")]
+    if problems:
+        raise ConfigError(problems)
+    return arns
+
+
+def _notice_params(config: Config) -> dict[str, str]:
+    """What the functions need to send user notices: the SMTP password's secret, or the address SES sends as."""
+    email = config.Butler.licenseManagement.notifications.email
+    key = "Butler.licenseManagement.notifications.email"
+    smtp_secret = email.smtp.passwordSecretId if email.enable and email.via == "smtp" else None
+    sender = email.from_ if email.enable and email.via == "ses" else None
+    problems = []
+    if smtp_secret and not smtp_secret.startswith("arn:"):
+        problems.append(f"{key}.smtp.passwordSecretId: a deployment needs the secret's full ARN (the functions' IAM "
+                        "policy grants access by ARN)")
+    if sender and "." not in sender.rpartition("@")[2]:
+        problems.append(f"{key}.from: SES sends from an address of a verified domain (name@domain.tld)")
+    if problems:
+        raise ConfigError(problems)
+    return {"SmtpPasswordSecretArn": smtp_secret or "", "NoticeSenderAddress": sender or ""}
 
 
 def _refuse_secrets(config: Config, folder: Path) -> None:
     influx = config.Butler.influxDb
     problems = [f"Butler.influxDb.{key}: a deployed configuration never holds secrets; {advice}"
                 for key, advice in (("token", "put the token in Secrets Manager and give tokenSecretId (its ARN)"),
-                                    ("password", "use InfluxDB 2.x with tokenSecretId"))
+                                    ("password", "put the password in Secrets Manager and give passwordSecretId "
+                                                 "(its ARN)"))
                 if getattr(influx, key) is not None]
     found = sorted({p.name for pattern in _SECRET_FILES for p in folder.rglob(pattern)})
     if found:
