@@ -2,8 +2,9 @@
 
     python bench/phase.py collect|dry-run|release|naive-dry-run|naive-release CONFIG [--limit N]
 
-``release`` releases the first N candidates of a dry run through the product's ReleaseExecutor (re-read, then
-DELETE, bounded concurrency); ``naive-*`` are the baseline strategy of bench/naive.py.
+``release`` is a live evaluation throttled to N releases (``maxReleasesPerRun``), the product's whole path: leftovers,
+inventory, decisions, then the executor (batched re-reads of allocations and owners, DELETE, bounded concurrency,
+audit); ``naive-*`` are the baseline strategy of bench/naive.py.
 """
 
 from __future__ import annotations
@@ -19,12 +20,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 import naive
+import yaml
 
+from butler import config as config_module
 from butler import wiring
-from butler.licenses.evaluate import CANDIDATE_ACTIONS
-from butler.licenses.policy import Rules, decide
-from butler.licenses.release import ReleaseExecutor, utc_now
-from butler.sinks.audit import JsonLinesAuditSink
 
 
 def peak_mb() -> float:
@@ -45,18 +44,16 @@ def dry_run(config_path: str, limit: int) -> dict[str, Any]:
 
 
 def release(config_path: str, limit: int) -> dict[str, Any]:
-    """Release ``limit`` candidates through the product's executor; only the release part is timed."""
-    config = wiring.load_config(config_path)
-    report = wiring.run_evaluate(config, dry_run=True, audit_file="/dev/null")
-    chosen = [d.with_outcome("release") for d in report.decisions if d.action in CANDIDATE_ACTIONS][:limit]
-    rules = Rules.from_config(config.Butler.licenseManagement)
-    client = wiring.qrs_client(config)
-    executor = ReleaseExecutor(client, JsonLinesAuditSink("/dev/null"), None, actor="bench", run_id="bench",
-                               concurrency=config.Butler.licenseManagement.concurrency, dry_run=False)
+    """A live evaluation that the throttle limits to ``limit`` releases (the longest idle)."""
+    data = yaml.safe_load(Path(config_path).read_text())
+    data["Butler"]["licenseManagement"].update(dryRun=False, maxReleasesPerRun=limit, maxReleasePercent=100,
+                                               abortAbovePercent=100)
+    config = config_module.parse(data, Path(config_path).resolve().parent)
     started = time.perf_counter()
-    outcomes = executor.release(chosen, lambda a, u: decide(a, u, rules, utc_now(), dry_run=False))
-    return {"releaseSeconds": round(time.perf_counter() - started, 2), "released": len(outcomes),
-            "failed": sum(1 for o in outcomes if o.action == "failed")}
+    report = wiring.run_evaluate(config, audit_file="/dev/null", actor="bench")
+    summary = report.summary()
+    return {"releaseSeconds": round(time.perf_counter() - started, 2), "released": summary["released"],
+            "deferred": summary["deferred"], "failed": summary["failed"]}
 
 
 def naive_dry_run(config_path: str, limit: int) -> dict[str, Any]:

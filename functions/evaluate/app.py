@@ -5,8 +5,9 @@ Environment: ``BUTLER_CONFIG`` (the YAML file), ``AUDIT_TABLE``, ``LOCK_TABLE`` 
 
 The schedule's input (``events/scheduler-evaluate.json``) carries the scheduler's context attributes, which are
 logged. ``"dryRun": true`` in the input forces a dry run; the input can never force a live run. A run that fails
-(QRS unreachable, audit table down) raises, so the invocation fails visibly; a safety-cap abort is a result
-(``status: aborted``, metric ``EvaluationAborted``), as is a run skipped because another holds the lock.
+(QRS unreachable, audit table down) raises, and so does a run in which any release failed (after its report,
+audit records and metrics are written), so the failure destination and the alarms fire; a breaker abort is a
+result (``status: aborted``, metric ``EvaluationAborted``), as is a run skipped because another holds the lock.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from butler.observability import logger
 _EVENT_KEYS = ("scheduleArn", "scheduledTime", "executionId", "attemptNumber")
 
 
+class ReleasesFailed(RuntimeError):
+    """Some releases of the run failed: the invocation fails so that its failure destination and alarms fire."""
+
+
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     event = event if isinstance(event, dict) else {}
@@ -37,5 +42,10 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         logger.exception("license evaluation failed")
         raise
     publish_metrics(report)
+    if report.failed:
+        logger.error("license evaluation finished with failed releases",
+                     extra={"runId": report.run_id, "summary": report.summary()})
+        raise ReleasesFailed(f"{report.failed} release(s) failed in run {report.run_id} "
+                             f"(butler audit --run {report.run_id})")
     status = "disabled" if not report.enabled else "aborted" if report.aborted else "ok"
     return {"status": status, **report.to_json(decisions=False)}

@@ -18,9 +18,12 @@ def test_demo_runs_the_whole_pipeline() -> None:
     assert "Traceback" not in result.stderr
     assert "CollectorSuccess" in out
     assert re.search(r"wouldRelease=[1-9]\d*", out)
-    assert "status: aborted" in out and "maxReleasesPerRun" in out
+    assert "status: aborted" in out and "abortAbovePercent 10%" in out
     released = re.search(r"'released': (\d+)", out)
-    assert released and int(released[1]) > 0
+    assert released and 0 < int(released[1]) <= 100  # the throttles: the longest idle, the rest deferred
+    deferred = re.search(r"'deferred': (\d+)", out)
+    assert deferred and int(deferred[1]) > 0
+    assert f"SNS notice: Qlik Sense licenses: {released[1]} released, 0 failed" in out  # one digest per run
     assert "GET /v4/licenses/status -> 200" in out
     assert re.search(r"DELETE /v4/licenses/user/\S+ -> 409", out)
     assert re.search(r"DELETE /v4/licenses/user/\S+\?force=true -> 200", out)

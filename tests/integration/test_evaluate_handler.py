@@ -90,39 +90,60 @@ def test_scheduled_run_audits_notifies_and_publishes_metrics(invoke: Callable[..
                                                                             "decision"]
     now = datetime.now(UTC)
     assert len(audit.releases_between(now - timedelta(minutes=5), now)) == 3
-    notices = aws.notices()
-    assert sorted(n["Subject"].rsplit("\\", 1)[1] for n in notices) == sorted(EXPECTED_RELEASES)
-    assert all("will be assigned again" in n["Message"] for n in notices)
+    (digest,) = aws.notices()  # one digest for the run, not one message per release
+    assert digest["Subject"] == "Qlik Sense licenses: 3 released, 0 failed"
+    assert all(f"CORP\\{user} " in digest["Message"] for user in EXPECTED_RELEASES)
+    assert "butler reinstate" in digest["Message"]
     metrics = emf(capsys.readouterr().out)
     assert metrics[None]["Released"] == [3.0] and metrics[None]["EvaluationAborted"] == [0.0]
     assert metrics["professional"]["Released"] == [2.0] and metrics["analyzer"]["Protected"] == [0.0]
-    assert "Item" not in boto3.resource("dynamodb").Table(TABLE).get_item(Key={"pk": "LOCK#evaluate", "sk": "LOCK"})
+    items = boto3.resource("dynamodb").Table(TABLE).scan()["Items"]
+    assert not [i for i in items if i["pk"].startswith("LOCK#")]  # released at the end
 
 
 def test_a_second_run_exits_cleanly_while_the_lock_is_held(invoke: Callable[..., Any], aws: Aws,
                                                           sim_factory: Callable[..., Any]) -> None:
     sim = sim_factory(scenario=SCENARIO)
-    with DynamoDbLock(TABLE, "evaluate"):
+    with DynamoDbLock(TABLE, f"evaluate@127.0.0.1:{sim.port}"):
         result, _ = invoke(sim=sim)
-    assert result["status"] == "locked" and "another evaluate run holds the lock" in result["message"]
+    assert result["status"] == "locked"
+    assert result["message"].startswith(f"another run of evaluate@127.0.0.1:{sim.port} holds the run lock since ")
     assert sim.stats() == {}  # not a single QRS request
     assert boto3.resource("dynamodb").Table(TABLE).scan()["Count"] == 0
     assert invoke(sim=sim)[0]["status"] == "ok"  # released lock: the next run goes ahead
 
 
-def test_an_expired_lock_does_not_block(invoke: Callable[..., Any], aws: Aws) -> None:
-    DynamoDbLock(TABLE, "evaluate", clock=lambda: 1_000.0).acquire()  # a run that died long ago
-    assert invoke()[0]["status"] == "ok"
+def test_an_expired_lock_does_not_block(invoke: Callable[..., Any], aws: Aws,
+                                       sim_factory: Callable[..., Any]) -> None:
+    sim = sim_factory(scenario=SCENARIO)
+    lock = DynamoDbLock(TABLE, f"evaluate@127.0.0.1:{sim.port}", clock=lambda: 1_000.0)  # a run that died long ago
+    lock.acquire()
+    lock._stop.set()  # its heartbeat died with it
+    assert invoke(sim=sim)[0]["status"] == "ok"
 
 
-def test_cap_abort(invoke: Callable[..., Any], aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:
-    result, sim = invoke({"maxReleasesPerRun": 2})
+def test_failed_releases_fail_the_invocation_after_audit_and_metrics(
+        invoke: Callable[..., Any], aws: Aws, sim_factory: Callable[..., Any],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    sim = sim_factory(scenario=SCENARIO, fault_rate=1.0, fault_kinds="error", fault_methods="DELETE")
+    with pytest.raises(RuntimeError, match=r"3 release\(s\) failed in run \S+ \(butler audit --run"):
+        invoke(sim=sim)
+    runs = [i for i in boto3.resource("dynamodb").Table(TABLE).scan()["Items"] if i["kind"] == "run"]
+    assert [(r["status"], int(r["summary"]["failed"])) for r in runs] == [("finished", 3)]
+    assert emf(capsys.readouterr().out)[None]["FailedReleases"] == [3.0]
+    (digest,) = aws.notices()
+    assert digest["Subject"] == "Qlik Sense licenses: 0 released, 3 failed"
+
+
+def test_breaker_abort(invoke: Callable[..., Any], aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:
+    result, sim = invoke({"abortAbovePercent": 10})
     assert result["status"] == "aborted" and result["capExceeded"] is True
-    assert "maxReleasesPerRun 2" in result["aborted"] and result["summary"]["released"] == 0
+    assert "abortAbovePercent 10%" in result["aborted"] and result["summary"]["released"] == 0
     assert not any(key.startswith("DELETE") for key in sim.stats())
     run = next(r for r in DynamoDbAuditSink(TABLE).records_for_run(result["runId"]) if r["kind"] == "run")
     assert run["status"] == "aborted" and run["aborted"] == result["aborted"]
-    assert aws.notices() == []
+    (digest,) = aws.notices()  # the administrators learn that the breaker stopped the run
+    assert "abortAbovePercent" in digest["Message"] and digest["Subject"].startswith("Qlik Sense licenses: 0 released")
     metrics = emf(capsys.readouterr().out)
     assert metrics[None]["EvaluationAborted"] == [1.0] and metrics["analyzer"]["EvaluationAborted"] == [1.0]
 
@@ -161,6 +182,6 @@ def test_a_failed_run_fails_the_invocation_and_says_so_in_the_audit(invoke: Call
         invoke(sim=sim)
     runs = boto3.resource("dynamodb").Table(TABLE).scan()["Items"]
     assert [(r["kind"], r["status"]) for r in runs] == [("run", "failed")]
-    assert "cannot reach" in runs[0]["error"]
+    assert "cannot connect" in runs[0]["error"]
     failure = next(json.loads(line) for line in logs.getvalue().splitlines() if "license evaluation failed" in line)
     assert failure["scheduleArn"] == SCHEDULER_EVENT["scheduleArn"] and failure["level"] == "ERROR"

@@ -79,7 +79,9 @@ def test_live_run_releases_exactly_the_expected_set_and_a_rerun_nothing(
     stats = site.stats()
     assert stats["DELETE /qrs/license/professionalaccesstype/{id}"] == 2
     assert stats["DELETE /qrs/license/analyzeraccesstype/{id}"] == 1
-    assert stats["GET /qrs/license/professionalaccesstype/{id}"] == 2  # re-read before each DELETE
+    # re-reads of allocations and owners by id, batched per chunk (1, then 2): no request per allocation
+    assert not any(key.startswith("GET") and key.endswith("{id}") for key in stats)
+    assert stats["POST /qrs/user/table"] == 1 + 2 and sum(stats.values()) <= 3 + 5 + 3
     audit = JsonLinesAuditSink(audit_file).records_for_run(report.run_id)
     assert {r["userId"] for r in audit if r["kind"] == "release-outcome" and r["action"] == "release"} == \
         EXPECTED_RELEASES
@@ -107,36 +109,51 @@ def test_few_candidates_fetch_just_their_users(site: Any, write_config: Callable
                             "GET /qrs/license/analyzeraccesstype/full": 1, "POST /qrs/user/table": 1}
 
 
-def test_cap_exceeded_exits_3_and_releases_nothing(site: Any, write_config: Callable[..., Path],
-                                                  tmp_path: Path) -> None:
+def test_breaker_exits_3_and_releases_nothing(site: Any, write_config: Callable[..., Path],
+                                             tmp_path: Path) -> None:
     config_file = write_config(site, {**POLICY, "licenseManagement": {**POLICY["licenseManagement"],
-                                                                      "maxReleasesPerRun": 2}})
+                                                                      "abortAbovePercent": 10}})
     env = {k: v for k, v in os.environ.items() if k not in ("AUDIT_TABLE", "LOCK_TABLE", "NOTIFY_TOPIC_ARN")}
     done = subprocess.run([sys.executable, "-m", "butler", "evaluate", "--config", str(config_file), "--json",
                            "--audit-file", str(tmp_path / "a.jsonl")], capture_output=True, text=True, cwd=ROOT,
                           env=env, timeout=60)
     assert done.returncode == 3, done.stderr
     report = json.loads(done.stdout)  # stdout holds the report only: logs go to stderr
-    assert report["capExceeded"] is True and "maxReleasesPerRun 2" in report["aborted"]
-    assert report["summary"]["released"] == 0
-    assert "evaluation aborted: safety cap: 3 allocations to release exceed" in done.stderr
+    assert report["capExceeded"] is True and "abortAbovePercent 10%" in report["aborted"]
+    assert report["summary"]["released"] == 0 and report["summary"]["deferred"] == 3
+    assert ("evaluation aborted: breaker: 2 of 10 professional allocations (20.0%) are candidates, more than "
+            "licenseManagement.abortAbovePercent 10%") in done.stderr
     assert not any(key.startswith("DELETE") for key in site.stats())
     run = [r for r in JsonLinesAuditSink(tmp_path / "a.jsonl").records() if r["kind"] == "run"]
     assert run[-1]["status"] == "aborted"
 
 
-def test_readable_table_and_dry_run_over_the_cap(site: Any, write_config: Callable[..., Path], tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_throttle_exits_0_and_defers_the_rest(site: Any, write_config: Callable[..., Path], tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
     config_file = write_config(site, {**POLICY, "licenseManagement": {**POLICY["licenseManagement"],
-                                                                      "maxReleasesPerRun": 2, "dryRun": True}})
+                                                                      "maxReleasesPerRun": 1}})
+    code, out, _ = run_cli("--config", str(config_file), "--json", "--audit-file", str(tmp_path / "a.jsonl"),
+                           capsys=capsys)
+    report = json.loads(out)
+    assert code == 0 and report["summary"]["released"] == 1 and report["summary"]["deferred"] == 2
+    first = next(d for d in report["decisions"] if d["action"] == "release")
+    assert first["daysInactive"] >= max(d["daysInactive"] for d in report["decisions"] if d["action"] == "deferred")
+    assert sum(n for key, n in site.stats().items() if key.startswith("DELETE")) == 1
+
+
+def test_readable_table_and_dry_run_over_the_breaker(site: Any, write_config: Callable[..., Path], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    config_file = write_config(site, {**POLICY, "licenseManagement": {**POLICY["licenseManagement"],
+                                                                      "abortAbovePercent": 10, "dryRun": True}})
     code, out, _ = run_cli("--config", str(config_file), "--audit-file", str(tmp_path / "a.jsonl"), capsys=capsys)
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split()[:5] == ["USER", "TYPE", "DAYS", "INACTIVE", "ACTION"]
     assert any(line.startswith("CORP\\p.vip") and "protected" in line and "exclusions.tags: vip-user" in line
                for line in lines)
-    assert "Totals: evaluated 17, released 0, wouldRelease 3, protected 4, keep 9, skip 1, failed 0" in lines
-    assert lines[-1].startswith("Dry run: nothing was released. The safety cap would have stopped a live run")
+    assert ("Totals: evaluated 17, released 0, wouldRelease 3, protected 4, keep 9, skip 1, failed 0, deferred 0, "
+            "warned 0, wouldWarn 0, noticePending 0") in lines
+    assert lines[-1].startswith("Dry run: nothing was released. The breaker would have stopped a live run")
 
 
 def test_faults_never_release_wrongly_and_reruns_converge(sim_factory: Callable[..., Any],
@@ -144,7 +161,7 @@ def test_faults_never_release_wrongly_and_reruns_converge(sim_factory: Callable[
     sim = sim_factory(users=300, seed=11, fault_seed=3)
     policy = {"qrs": {"retries": 1},  # one retry only, so that faults get through to the evaluation
               "licenseManagement": {**POLICY["licenseManagement"], "maxReleasesPerRun": 10000,
-                                    "maxReleasePercent": 100}}
+                                    "maxReleasePercent": 100, "abortAbovePercent": 100}}
     settings = wiring.load_config(write_config(sim, policy))
     audit_file = str(tmp_path / "audit.jsonl")
     now = datetime.now(UTC)
@@ -200,5 +217,7 @@ def test_a_second_local_run_exits_cleanly(site: Any, write_config: Callable[...,
     with wiring.run_lock(wiring.load_config(config_file)):
         code, out, err = run_cli("--config", str(config_file), "--audit-file", str(tmp_path / "a.jsonl"),
                                  capsys=capsys)
-    assert (code, out) == (0, "") and err.startswith("not run: another evaluate run holds the lock")
+    assert (code, out) == (4, "") and err.startswith(f"not run: another run of evaluate of 127.0.0.1:{site.port} "
+                                                     "holds the run lock")
+    assert "since" in err and "until" in err
     assert site.stats() == {}

@@ -10,9 +10,9 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from butler.licenses.policy import Decision
-from butler.qrs import QrsNotFound
+from butler.qrs import QrsNotFound, QrsUnreachable
 from butler.qrs.models import ACCESS_TYPE_PATH, Allocation, LicenseType, User
+from butler.sinks.audit import latest
 
 _GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -50,6 +50,8 @@ class FakeQrs:
         self.read_errors: dict[str, Exception] = {}
         self.delete_errors: dict[str, Exception] = {}
         self.refreshed: dict[str, Allocation] = {}  # what a re-read returns instead (a user came back)
+        self.refreshed_users: dict[str, User] = {}  # what a re-read of a user returns instead (tagged meanwhile)
+        self.lost_deletes: set[str] = set()  # DELETEs carried out whose answer is lost (QrsUnreachable)
         self.user_filters: list[str | None] = []
         self._lock = threading.Lock()
         self.active = self.max_active = 0
@@ -71,6 +73,20 @@ class FakeQrs:
             raise QrsNotFound("GET", f"/qrs/{ACCESS_TYPE_PATH[license_type]}/{allocation_id}", 404, "Not found")
         return found
 
+    def allocations_by_id(self, license_type: LicenseType, ids: Any) -> list[Allocation]:
+        self._call("GET", f"{ACCESS_TYPE_PATH[license_type]}/full?ids")
+        wanted = list(ids)
+        for allocation_id in wanted:
+            if allocation_id in self.read_errors:
+                raise self.read_errors[allocation_id]
+        found = [self.refreshed.get(i) or self.store.get(i) for i in wanted]
+        return [a for a in found if a is not None and a.licenseType == license_type]
+
+    def users_by_id(self, ids: Any) -> list[User]:
+        self._call("POST", "user/table?ids")
+        wanted = set(ids)
+        return [self.refreshed_users.get(u.id, u) for u in self.user_list if u.id in wanted]
+
     def delete_allocation(self, license_type: LicenseType, allocation_id: str) -> None:
         self._call("DELETE", f"{ACCESS_TYPE_PATH[license_type]}/{allocation_id}")
         with self._lock:
@@ -83,6 +99,10 @@ class FakeQrs:
             with self._lock:
                 if self.store.pop(allocation_id, None) is None:
                     raise QrsNotFound("DELETE", f"/qrs/{ACCESS_TYPE_PATH[license_type]}/{allocation_id}", 404, "")
+                self.refreshed.pop(allocation_id, None)
+            if allocation_id in self.lost_deletes:
+                raise QrsUnreachable(f"DELETE /qrs/{ACCESS_TYPE_PATH[license_type]}/{allocation_id}: connection "
+                                     "dropped without an answer")
         finally:
             with self._lock:
                 self.active -= 1
@@ -119,16 +139,28 @@ class MemoryAudit:
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [r for r in self.records if r["kind"] == kind]
 
+    def latest(self) -> list[dict[str, Any]]:
+        return latest(self.records)
+
+    def open_intents(self) -> list[dict[str, Any]]:
+        return [r for r in self.latest() if r["kind"] == "release-intent" and r.get("open")]
+
+    def open_runs(self) -> list[dict[str, Any]]:
+        return [r for r in self.latest() if r["kind"] == "run" and r.get("status") == "running"]
+
 
 class MemoryNotifier:
+    """Records each run digest as (run id, actor, released allocation ids, failed allocation ids)."""
+
     def __init__(self, fail: bool = False) -> None:
-        self.notices: list[tuple[str, str, str]] = []
+        self.digests: list[tuple[str, str, list[str], list[str]]] = []
         self.fail = fail
 
-    def release_notice(self, decision: Decision, *, run_id: str, actor: str) -> None:
+    def run_digest(self, run_id: str, decisions: Any, *, actor: str, dry_run: bool, note: str | None = None) -> None:
         if self.fail:
             raise RuntimeError("SNS is down")
-        self.notices.append((decision.allocation.id, run_id, actor))
+        self.digests.append((run_id, actor, [d.allocation.id for d in decisions if d.action == "release"],
+                             [d.allocation.id for d in decisions if d.action == "failed"]))
 
 
 class MemoryInflux:

@@ -16,14 +16,24 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from botocore.exceptions import (
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    ReadTimeoutError,
+)
 
+from butler import wiring
 from butler.api import Backend, create_app
 from butler.config import Config, parse
-from butler.licenses.policy import Decision
-from butler.licenses.release import ReleaseExecutor
 from butler.qrs import QrsNotFound, QrsTimeout, QrsTlsError, QrsUnavailable, QrsUnreachable
+from butler.qrs.certs import CertificateError
+from butler.qrs.errors import QrsBadAnswer, QrsInvalidId
 from butler.qrs.models import AccessTypeOverview, Allocation, LicenseType, User, UserCondensed
+from butler.secrets import SecretError
 from butler.sinks.audit import JsonLinesAuditSink
+from butler.sinks.influx import InfluxWriteError
 
 NOW = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
 
@@ -85,6 +95,13 @@ class FakeQrs:
             raise QrsNotFound("GET", f"/qrs/license/{license_type}accesstype/{allocation_id}", 404, "Not found")
         return self.allocs[allocation_id]
 
+    def allocations_by_id(self, license_type: LicenseType, ids: Any) -> list[Allocation]:
+        return [self.allocs[i] for i in ids if i in self.allocs]
+
+    def users_by_id(self, ids: Any) -> list[User]:
+        wanted = set(ids)
+        return [u for u in self.users if u.id in wanted]
+
     def delete_allocation(self, license_type: LicenseType, allocation_id: str) -> None:
         self.allocation(license_type, allocation_id)
         del self.allocs[allocation_id]
@@ -92,11 +109,13 @@ class FakeQrs:
 
 
 class Notices:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str]] = []
+    """One digest per release on request: (released allocation ids, actor)."""
 
-    def release_notice(self, decision: Decision, *, run_id: str, actor: str) -> None:
-        self.sent.append((decision.allocation.id, actor))
+    def __init__(self) -> None:
+        self.sent: list[tuple[list[str], str]] = []
+
+    def run_digest(self, run_id: str, decisions: Any, *, actor: str, dry_run: bool, note: str | None = None) -> None:
+        self.sent.append(([d.allocation.id for d in decisions if d.action == "release"], actor))
 
 
 def _config(**management: Any) -> Config:
@@ -116,10 +135,8 @@ class Harness:
             self.loads += 1
             return config
 
-        def executor(client: Any, **kwargs: Any) -> ReleaseExecutor:
-            return ReleaseExecutor(client, self.audit, self.notices, **kwargs)
-
-        self.backend = Backend(load, clock=lambda: NOW, client_factory=lambda _: self.qrs, executor_factory=executor)
+        self.backend = Backend(load, clock=lambda: NOW, client_factory=lambda _: self.qrs,
+                               sinks_factory=lambda config, audit_file: (self.audit, self.notices, None))
         self.app = create_app(self.backend)
 
     def call(self, method: str, path: str, query: dict[str, list[str]] | None = None,
@@ -217,17 +234,20 @@ def test_delete_releases_through_the_executor_with_the_callers_identity(api: Har
     assert body["caller"] == "arn:aws:iam::123456789012:user/admin" and body["runId"] == "api-req-1"
     assert [a["action"] for a in body["allocations"]] == ["release"]
     assert len(api.qrs.deleted) == 1 and len(api.qrs.allocs) == 1  # the analyzer allocation stays
-    kinds = [(r["kind"], r["actor"]) for r in api.audit.records()]
-    assert kinds == [("release-intent", "arn:aws:iam::123456789012:user/admin"),
-                     ("release-outcome", "arn:aws:iam::123456789012:user/admin")]
-    assert api.notices.sent == [(api.qrs.deleted[0], "arn:aws:iam::123456789012:user/admin")]
+    kinds = [(r["kind"], r["actor"], r.get("open")) for r in api.audit.records()]
+    assert kinds == [("release-intent", "arn:aws:iam::123456789012:user/admin", False),
+                     ("release-outcome", "arn:aws:iam::123456789012:user/admin", None)]
+    assert api.notices.sent == [([api.qrs.deleted[0]], "arn:aws:iam::123456789012:user/admin")]
 
 
 def test_delete_of_a_protected_user_is_409_unless_forced(api: Harness) -> None:
     api.qrs.add_user("DOMAIN", "boss", tags=("VIP-User",), professional=2)
     status, body = api.call("DELETE", user_path("DOMAIN", "boss"))
     assert status == 409 and body["protections"] == ["exclusions.tags: VIP-User"]
-    assert "force=true" in body["message"] and api.qrs.deleted == [] and api.audit.records() == []
+    assert "force=true" in body["message"] and api.qrs.deleted == []
+    refused = api.audit.records()  # the refusal is audited as a decision with the caller
+    assert [(r["kind"], r["action"], r["actor"]) for r in refused] == [
+        ("decision", "protected", "arn:aws:iam::123456789012:user/admin")]
     status, body = api.call("DELETE", user_path("DOMAIN", "boss"), {"force": ["true"]},
                             identity={"caller": "AIDAEXAMPLE"})
     assert status == 200 and body["released"] == 1 and body["caller"] == "AIDAEXAMPLE"
@@ -243,6 +263,8 @@ def test_dry_run_configuration_releases_nothing(tmp_path: Path) -> None:
     assert body["caller"] == "unknown"
     assert [a["action"] for a in body["allocations"]] == ["would-release"]
     assert api.qrs.deleted == [] and api.notices.sent == []
+    assert [(r["kind"], r["action"], r["actor"], r["dryRun"]) for r in api.audit.records()] == [
+        ("decision", "would-release", "unknown", True)]
 
 
 def test_an_allocation_gone_before_the_delete_is_skipped(api: Harness) -> None:
@@ -334,3 +356,57 @@ def test_user_lookup_with_automatic_release_off_shows_a_dry_run(tmp_path: Path) 
     (allocation,) = body["allocations"]
     assert allocation["evaluation"]["action"] == "would-release"
     assert allocation["releasableAt"] is None  # nothing releases it automatically
+
+
+# --- failures of the outside world: 502/503/504 with a message, never a 500 -----------------------------------
+
+AWS_OUTAGES = [
+    (ClientError({"Error": {"Code": "ResourceNotFoundException", "Message": "Requested resource not found"}},
+                 "PutItem"), 502, "DynamoDB table butler-audit: PutItem: ResourceNotFoundException"),
+    (ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}}, "Query"), 502,
+     "DynamoDB table butler-audit: Query: AccessDeniedException"),
+    (ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "PutItem"),
+     503, "DynamoDB table butler-audit"),
+    (ClientError({"Error": {"Code": "AuthorizationError", "Message": "no"}}, "Publish"), 502, "AWS Publish"),
+    (EndpointConnectionError(endpoint_url="https://dynamodb.eu-west-1.amazonaws.com/"), 503,
+     "DynamoDB table butler-audit"),
+    (ReadTimeoutError(endpoint_url="https://sns.eu-west-1.amazonaws.com/"), 504, "AWS ReadTimeoutError"),
+    (NoCredentialsError(), 502, "Unable to locate credentials"),
+    (NoRegionError(), 502, "region"),
+]
+
+
+@pytest.mark.parametrize(("failure", "status", "fragment"), [
+    (QrsBadAnswer("GET /qrs/license/accesstypeoverview", "not JSON"), 502, "malformed answer"),
+    (QrsInvalidId("GET /qrs/license/professionalaccesstype/{id}", "x'y"), 502, "is not a GUID"),
+    (SecretError("secret butler/qrs-certificates: access denied (AccessDeniedException)"), 502,
+     "secret butler/qrs-certificates: access denied"),
+    (CertificateError("secret butler/qrs-certificates: client.pem (or clientCert) is missing or not PEM"), 502,
+     "client.pem"),
+    (InfluxWriteError("InfluxDB write failed: HTTP 401"), 502, "InfluxDB"),
+    *AWS_OUTAGES,
+])
+def test_outside_failures_are_a_clear_5xx_never_a_500(api: Harness, monkeypatch: pytest.MonkeyPatch,
+                                                      failure: Exception, status: int, fragment: str) -> None:
+    monkeypatch.setenv("AUDIT_TABLE", "butler-audit")
+    monkeypatch.delenv("LOCK_TABLE", raising=False)
+    api.qrs.fail = failure
+    got, body = api.call("GET", "/v4/licenses/status")
+    assert (got, fragment in body["message"]) == (status, True), body
+    assert "\n" not in body["message"]
+
+
+def test_a_release_whose_influxdb_token_secret_cannot_be_read_is_a_502_naming_it(
+        tmp_path: Path, mocked_aws: None) -> None:
+    secret = f"butler/missing-token-{uuid.uuid4()}"  # a name no other test's secret cache holds
+    config = parse({"Butler": {**_config().model_dump(include={"licenseManagement"}, exclude_unset=True),
+                               "influxDb": {"enable": True, "version": 2, "org": "corp", "bucket": "qlik",
+                                            "tokenSecretId": secret}}})
+    api = Harness(tmp_path, config)
+    api.backend = Backend(lambda: config, clock=lambda: NOW, client_factory=lambda _: api.qrs,
+                          sinks_factory=lambda config, audit_file: (api.audit, None, wiring.influx_writer(config)))
+    api.app = create_app(api.backend)
+    api.qrs.add_user("DOMAIN", "jdoe", professional=40)
+    status, body = api.call("DELETE", user_path("DOMAIN", "jdoe"))
+    assert status == 502 and body["message"].startswith(f"secret {secret}: not found")
+    assert api.qrs.deleted == []

@@ -1,4 +1,5 @@
-"""The release executor: re-read and re-decide before each DELETE, isolation, 404s, audit order, bounded pool."""
+"""The release executor: re-read allocation and owner before each DELETE, confirmed outcomes after lost answers,
+isolation, 404s, audit order (intents open, then closed), growing chunks, a bounded pool, the lock's life."""
 
 from __future__ import annotations
 
@@ -8,21 +9,14 @@ import pytest
 
 from butler import config
 from butler.licenses.policy import Decision, Rules, decide
-from butler.licenses.release import GONE_ON_DELETE, GONE_ON_READ, ReleaseExecutor
-from butler.qrs import QrsUnavailable
-from butler.qrs.models import Allocation, User
-from tests.support.evaluate_fakes import (
-    FakeQrs,
-    MemoryAudit,
-    MemoryInflux,
-    MemoryNotifier,
-    make_allocation,
-    make_user,
-    qrs_date,
-)
+from butler.licenses.release import GONE_ON_DELETE, GONE_ON_READ, LOCK_LOST, ReleaseExecutor, growing_chunks
+from butler.qrs import QrsHttpError, QrsUnavailable, QrsUnreachable
+from butler.qrs.models import Allocation, TagCondensed, User
+from tests.support.evaluate_fakes import FakeQrs, MemoryAudit, MemoryInflux, make_allocation, make_user, qrs_date
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
-RULES = Rules.from_config(config.parse({"Butler": {"licenseManagement": {"enable": True}}}).Butler.licenseManagement)
+RULES = Rules.from_config(config.parse({"Butler": {"licenseManagement": {
+    "enable": True, "exclusions": {"tags": ["VIP-User"]}}}}).Butler.licenseManagement)
 
 
 def recheck(fresh: Allocation, user: User | None) -> Decision:
@@ -36,10 +30,11 @@ def site(count: int = 4, idle: float = 60) -> tuple[FakeQrs, list[Decision]]:
                                                                                                  strict=True)]
 
 
-def executor(client: FakeQrs, audit: MemoryAudit | None = None, notifier: MemoryNotifier | None = None, *,
-             dry_run: bool = False, concurrency: int = 4, influx: MemoryInflux | None = None) -> ReleaseExecutor:
-    return ReleaseExecutor(client, audit or MemoryAudit(), notifier, actor="tester", run_id="run-1",
-                           concurrency=concurrency, dry_run=dry_run, clock=lambda: NOW, influx=influx)
+def executor(client: FakeQrs, audit: MemoryAudit | None = None, *, dry_run: bool = False, concurrency: int = 4,
+             influx: MemoryInflux | None = None, alive: object = None) -> ReleaseExecutor:
+    return ReleaseExecutor(client, audit or MemoryAudit(), actor="tester", run_id="run-1", concurrency=concurrency,
+                           dry_run=dry_run, clock=lambda: NOW, influx=influx,
+                           alive=alive if callable(alive) else lambda: True)
 
 
 def test_releases_each_candidate_after_a_reread_and_keeps_input_order() -> None:
@@ -49,10 +44,15 @@ def test_releases_each_candidate_after_a_reread_and_keeps_input_order() -> None:
     assert [r.action for r in results] == ["release", "keep", "release", "release"]
     assert [r.allocation.id for r in results] == [decisions[0].allocation.id, keep.allocation.id,
                                                   decisions[1].allocation.id, decisions[2].allocation.id]
-    for d in decisions:  # the re-read precedes the DELETE of the same allocation
-        ids = [path for _, path in client.calls if path.endswith(d.allocation.id)]
-        assert [m for m, p in client.calls if p in ids] == ["GET", "DELETE"]
     assert not client.store
+    # chunks of 1 then 2: each chunk re-reads allocations and owners (one request each) before its DELETEs
+    kinds = [path.split("?")[-1] if "?" in path else method for method, path in client.calls]
+    assert kinds == ["ids", "ids", "DELETE", "ids", "ids", "DELETE", "DELETE"]
+
+
+def test_chunks_grow_to_fifty() -> None:
+    sizes = [len(c) for c in growing_chunks(list(range(300)))]
+    assert sizes[:7] == [1, 2, 4, 8, 16, 32, 50] and set(sizes[6:-1]) == {50} and sum(sizes) == 300
 
 
 def test_a_user_who_came_back_is_not_released() -> None:
@@ -65,18 +65,80 @@ def test_a_user_who_came_back_is_not_released() -> None:
     assert results[0].reason.startswith("last activity 0.1 days ago")
 
 
+def test_an_owner_protected_after_the_listing_is_not_released() -> None:
+    client, decisions = site(2)
+    owner = decisions[1].user
+    assert owner is not None
+    client.refreshed_users[owner.id] = owner.model_copy(update={"tags": [TagCondensed(name="vip-user")]})
+    results = executor(client).release(decisions, recheck)
+    assert [r.action for r in results] == ["release", "protected"]
+    assert results[1].reason == "exclusions.tags: vip-user"
+    assert client.deletes() == [decisions[0].allocation.id]
+
+
+def test_an_owner_missing_on_reread_is_not_released() -> None:
+    client, decisions = site(1)
+    client.user_list = []
+    results = executor(client).release(decisions, recheck)
+    assert results[0].action == "skip" and "user record not found" in results[0].reason
+    assert client.deletes() == []
+
+
 def test_failures_are_isolated_and_recorded() -> None:
     client, decisions = site(4)
-    broken, unreadable = decisions[1].allocation.id, decisions[2].allocation.id
-    client.delete_errors[broken] = QrsUnavailable("DELETE", "/qrs/license/professionalaccesstype/x", 503, "busy")
-    client.read_errors[unreadable] = TimeoutError("read timed out")
+    broken = decisions[1].allocation.id
+    client.delete_errors[broken] = QrsHttpError("DELETE", "/qrs/license/professionalaccesstype/x", 400, "refused")
     audit = MemoryAudit()
     results = executor(client, audit).release(decisions, recheck)
-    assert [r.action for r in results] == ["release", "failed", "failed", "release"]
-    assert results[1].reason == "DELETE /qrs/license/professionalaccesstype/x: HTTP 503: busy"
-    assert results[2].reason == "TimeoutError: read timed out"
+    assert [r.action for r in results] == ["release", "failed", "release", "release"]
+    assert results[1].reason == "DELETE /qrs/license/professionalaccesstype/x: HTTP 400: refused"
+    assert client.deletes().count(broken) == 1  # a refusal is final: no re-read, no second DELETE
     outcomes = {r["allocationId"]: r["action"] for r in audit.of_kind("release-outcome")}
     assert outcomes == {d.allocation.id: r.action for d, r in zip(decisions, results, strict=True)}
+
+
+def test_a_lost_delete_answer_is_a_release_confirmed_by_reread() -> None:
+    client, decisions = site(2)
+    lost = decisions[0].allocation.id
+    client.lost_deletes.add(lost)
+    audit = MemoryAudit()
+    results = executor(client, audit).release(decisions, recheck)
+    assert [r.action for r in results] == ["release", "release"]
+    assert "confirmed by re-read (gone)" in results[0].reason
+    assert client.deletes().count(lost) == 1  # never sent twice
+    assert audit.open_intents() == []
+
+
+def test_a_delete_that_did_not_happen_gets_one_more_then_fails() -> None:
+    client, decisions = site(1)
+    target = decisions[0].allocation.id
+    client.delete_errors[target] = QrsUnavailable("DELETE", "/qrs/x", 503, "busy")
+    audit = MemoryAudit()
+    results = executor(client, audit).release(decisions, recheck)
+    assert results[0].action == "failed" and "HTTP 503" in results[0].reason
+    assert client.deletes().count(target) == 2
+    assert audit.open_intents() == []  # confirmed still there: the intent is closed as failed
+
+
+def test_an_unknown_outcome_leaves_the_intent_open_for_reconcile() -> None:
+    client, decisions = site(1)
+    target = decisions[0].allocation.id
+    client.delete_errors[target] = QrsUnreachable("DELETE: connection reset")
+    calls = {"reads": 0}
+    original = client.allocations_by_id
+
+    def reads_fail_after_the_first(license_type, ids):  # type: ignore[no-untyped-def]
+        calls["reads"] += 1
+        if calls["reads"] > 1:
+            raise QrsUnreachable("GET: connection reset")
+        return original(license_type, ids)
+
+    client.allocations_by_id = reads_fail_after_the_first  # type: ignore[method-assign]
+    audit = MemoryAudit()
+    results = executor(client, audit).release(decisions, recheck)
+    assert results[0].action == "failed" and results[0].reason.startswith("outcome unknown")
+    assert [r["allocationId"] for r in audit.open_intents()] == [target]
+    assert audit.of_kind("release-outcome")[0]["unconfirmed"] is True
 
 
 def test_already_gone_is_recorded_not_an_error() -> None:
@@ -88,12 +150,13 @@ def test_already_gone_is_recorded_not_an_error() -> None:
     assert [(r.action, r.reason) for r in results] == [("skip", GONE_ON_READ), ("skip", GONE_ON_DELETE)]
 
 
-def test_intent_is_audited_before_the_delete_and_outcome_after() -> None:
+def test_intent_is_audited_open_before_the_delete_and_closed_with_the_outcome() -> None:
     client, decisions = site(1)
     audit = MemoryAudit()
     executor(client, audit).release(decisions, recheck)
-    kinds = [(r["kind"], r["action"]) for r in audit.records]
-    assert kinds == [("release-intent", "release"), ("release-outcome", "release")]
+    kinds = [(r["kind"], r["action"], r.get("open")) for r in audit.records]
+    assert kinds == [("release-intent", "release", True), ("release-outcome", "release", None),
+                     ("release-intent", "release", False)]
     assert audit.records[0]["reason"].startswith("inactive 60.0 days")
     assert {r["actor"] for r in audit.records} == {"tester"} and {r["runId"] for r in audit.records} == {"run-1"}
 
@@ -102,37 +165,43 @@ def test_no_delete_without_an_audit_trail() -> None:
     client, decisions = site(2)
     results = executor(client, MemoryAudit(fail_kinds=("release-intent",))).release(decisions, recheck)
     assert [r.action for r in results] == ["failed", "failed"]
-    assert results[0].reason == "OSError: audit store unavailable"
+    assert results[0].reason == "audit of the intent failed: OSError: audit store unavailable"
     assert client.deletes() == []
 
 
-def test_notice_per_release_and_a_lost_notice_is_not_a_failure() -> None:
-    client, decisions = site(3)
-    notifier = MemoryNotifier()
-    executor(client, notifier=notifier).release(decisions, recheck)
-    assert sorted(n[0] for n in notifier.notices) == sorted(d.allocation.id for d in decisions)
-    client2, decisions2 = site(2)
-    results = executor(client2, notifier=MemoryNotifier(fail=True)).release(decisions2, recheck)
-    assert [r.action for r in results] == ["release", "release"]
+def test_a_failed_reread_releases_nothing() -> None:
+    client, decisions = site(2)
+    client.read_errors[decisions[0].allocation.id] = QrsUnreachable("GET: no answer")
+    results = executor(client).release(decisions, recheck)
+    assert results[0].action == "failed" and results[0].reason.startswith("re-read before release failed")
+    assert decisions[0].allocation.id not in client.deletes()
+
+
+def test_a_lost_lock_defers_the_rest() -> None:
+    client, decisions = site(5)
+    checks = iter([True, False])
+    results = executor(client, alive=lambda: next(checks, False)).release(decisions, recheck)
+    assert [r.action for r in results] == ["release", *["deferred"] * 4]
+    assert results[1].reason == LOCK_LOST and len(client.deletes()) == 1
 
 
 def test_concurrency_is_bounded() -> None:
-    users = [make_user(f"u{i}") for i in range(12)]
+    users = [make_user(f"u{i}") for i in range(24)]
     allocations = [make_allocation(u, NOW, 90) for u in users]
     client = FakeQrs(allocations, users, delay=0.05)
     decisions = [decide(a, u, RULES, NOW, dry_run=False) for a, u in zip(allocations, users, strict=True)]
     executor(client, concurrency=3).release(decisions, recheck)
     assert client.max_active == 3
-    assert len(client.deletes()) == 12
+    assert len(client.deletes()) == 24
 
 
 def test_dry_run_touches_nothing_and_writes_dry_run_events() -> None:
     client, decisions = site(2)
     dry = [d.with_outcome("would-release") for d in decisions]
-    influx, audit, notifier = MemoryInflux(), MemoryAudit(), MemoryNotifier()
-    results = executor(client, audit, notifier, dry_run=True, influx=influx).release(dry, recheck)
+    influx, audit = MemoryInflux(), MemoryAudit()
+    results = executor(client, audit, dry_run=True, influx=influx).release(dry, recheck)
     assert [r.action for r in results] == ["would-release", "would-release"]
-    assert client.calls == [] and audit.records == [] and notifier.notices == []
+    assert client.calls == [] and audit.records == []
     assert len(influx.lines) == 2 and all("dry_run=true" in line for line in influx.lines)
 
 
@@ -147,10 +216,12 @@ def test_release_events_carry_the_contract_tags_and_fields() -> None:
     ]
 
 
-@pytest.mark.parametrize("influx", [None, MemoryInflux(fail=True)])
-def test_releases_stand_without_influx(influx: MemoryInflux | None) -> None:
+@pytest.mark.parametrize("fail", [False, True])
+def test_releases_stand_without_influx_and_a_failed_write_is_reported(fail: bool) -> None:
     client, decisions = site(2)
-    assert [r.action for r in executor(client, influx=influx).release(decisions, recheck)] == ["release", "release"]
+    run = executor(client, influx=MemoryInflux(fail=True) if fail else None)
+    assert [r.action for r in run.release(decisions, recheck)] == ["release", "release"]
+    assert (run.influx_error is not None) == fail
 
 
 def test_recheck_decides_on_the_fresh_allocation() -> None:

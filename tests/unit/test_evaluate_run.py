@@ -1,4 +1,5 @@
-"""One evaluation run over an in-memory QRS: decisions, dry run, safety cap, audit records, report, metrics."""
+"""One evaluation run over an in-memory QRS: decisions, dry run, throttles, breaker, leftovers, audit records,
+report, metrics, digest."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import pytest
 
 from butler import config
 from butler.licenses.evaluate import (
-    CAP_NOTE,
     EvaluationReport,
     format_table,
     publish_metrics,
@@ -19,7 +19,7 @@ from butler.licenses.evaluate import (
 from butler.licenses.inventory import USER_FILTER_MAX, Inventory, fetch_users
 from butler.qrs import QrsUnavailable
 from butler.qrs.models import UserCondensed
-from tests.support.evaluate_fakes import FakeQrs, MemoryAudit, make_allocation, make_user
+from tests.support.evaluate_fakes import FakeQrs, MemoryAudit, MemoryNotifier, make_allocation, make_user
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 
@@ -50,8 +50,8 @@ def settings(**management: Any) -> config.Config:
 
 
 def evaluate(client: FakeQrs, audit: MemoryAudit | None = None, dry_run: bool | None = None,
-             **management: Any) -> EvaluationReport:
-    return run_evaluation(settings(**management), client, audit=audit or MemoryAudit(), notifier=None,
+             notifier: MemoryNotifier | None = None, **management: Any) -> EvaluationReport:
+    return run_evaluation(settings(**management), client, audit=audit or MemoryAudit(), notifier=notifier,
                           influx=None, dry_run=dry_run, now=NOW, actor="tester")
 
 
@@ -65,7 +65,8 @@ def test_live_run_releases_exactly_the_inactive_unprotected() -> None:
     assert actions(report) == {"p_idle": "release", "p_vip": "protected", "a_idle": "release",
                                "a_quarantined": "skip"}
     assert report.summary() == {"evaluated": 16, "released": 2, "wouldRelease": 0, "protected": 1, "keep": 12,
-                                "skip": 1, "failed": 0}
+                                "skip": 1, "failed": 0, "deferred": 0, "warned": 0, "wouldWarn": 0,
+                                "noticePending": 0}
     released = {d.allocation.id for d in report.decisions if d.action == "release"}
     assert set(client.deletes()) == released
     assert not report.aborted and not report.cap_exceeded
@@ -98,36 +99,89 @@ def test_a_rerun_releases_nothing_twice() -> None:
     assert again.summary()["evaluated"] == 14
 
 
-@pytest.mark.parametrize(("cap", "reason"), [
-    ({"maxReleasesPerRun": 1}, "2 allocations to release exceed licenseManagement.maxReleasesPerRun 1"),
-    ({"maxReleasePercent": 10}, "1 of 8 professional allocations (12.5%) exceed licenseManagement.maxReleasePercent "
-                                "10%; 1 of 8 analyzer allocations (12.5%) exceed"),
+@pytest.mark.parametrize(("throttle", "released", "reason"), [
+    ({"maxReleasesPerRun": 1}, {"a_idle2"}, "deferred: licenseManagement.maxReleasesPerRun 1 reached"),
+    ({"maxReleasePercent": 12.5}, {"p_idle", "a_idle2"},
+     "deferred: licenseManagement.maxReleasePercent 12.5% of 9 analyzer allocations (1) reached"),
 ])
-def test_cap_aborts_a_live_run(cap: dict[str, Any], reason: str) -> None:
+def test_throttles_release_the_longest_idle_and_defer_the_rest(throttle: dict[str, Any], released: set[str],
+                                                               reason: str) -> None:
+    client = make_site()
+    user = make_user("a_idle2")
+    client.user_list.append(user)
+    longest = make_allocation(user, NOW, 300, "analyzer")
+    client.store[longest.id] = longest
+    report = evaluate(client, **throttle)
+    assert {d.user_id for d in report.decisions if d.action == "release"} == released
+    deferred = [d for d in report.decisions if d.action == "deferred"]
+    assert deferred and all(d.reason.startswith(reason) for d in deferred)
+    assert not report.aborted and not report.cap_exceeded
+    assert report.summary()["deferred"] == len(deferred)
+    assert evaluate(client, **throttle).summary()["released"] >= 1  # the deferred go in the next run
+
+
+def test_throttles_in_a_dry_run_show_what_a_live_run_would_do() -> None:
+    report = evaluate(make_site(), dry_run=True, maxReleasesPerRun=1)
+    assert report.summary()["wouldRelease"] == 1 and report.summary()["deferred"] == 1
+
+
+def test_breaker_stops_a_live_run() -> None:
     client, audit = make_site(), MemoryAudit()
-    report = evaluate(client, audit, **cap)
+    report = evaluate(client, audit, abortAbovePercent=10)
     assert report.aborted and report.cap_exceeded
-    assert reason in (report.abort_reason or "")
+    assert ("breaker: 1 of 8 professional allocations (12.5%) are candidates, more than "
+            "licenseManagement.abortAbovePercent 10%") in (report.abort_reason or "")
     assert client.deletes() == [] and all(path.endswith(("/full", "/table")) for _, path in client.calls)
-    assert actions(report)["p_idle"] == "would-release"
-    assert all(d.reason.endswith(CAP_NOTE) for d in report.decisions if d.action == "would-release")
+    assert actions(report)["p_idle"] == "deferred"
+    assert all(d.reason.endswith("nothing was released") for d in report.decisions if d.action == "deferred")
     assert audit.of_kind("run")[-1]["status"] == "aborted"
     assert audit.of_kind("run")[-1]["aborted"] == report.abort_reason
     assert report.to_json()["aborted"] == report.abort_reason
 
 
-def test_cap_in_a_dry_run_completes_and_is_marked() -> None:
-    client = make_site()
-    report = evaluate(client, dry_run=True, maxReleasesPerRun=1)
+def test_breaker_in_a_dry_run_completes_and_is_marked() -> None:
+    report = evaluate(make_site(), dry_run=True, abortAbovePercent=10)
     assert report.cap_exceeded and not report.aborted
     body = report.to_json()
     assert body["capExceeded"] is True and "aborted" not in body
-    assert "maxReleasesPerRun 1" in body["capReason"]
-    assert not any(d.reason.endswith(CAP_NOTE) for d in report.decisions)
+    assert "abortAbovePercent 10%" in body["capReason"]
+    assert report.summary()["wouldRelease"] == 2
 
 
-def test_cap_at_exactly_the_percentage_is_allowed() -> None:
-    assert not evaluate(make_site(), maxReleasePercent=12.5, maxReleasesPerRun=2).cap_exceeded
+def test_breaker_at_exactly_the_percentage_lets_the_run_go() -> None:
+    assert not evaluate(make_site(), abortAbovePercent=12.5).cap_exceeded
+
+
+def test_leftovers_of_a_crashed_run_are_completed_first() -> None:
+    client, audit = make_site(), MemoryAudit()
+    gone = make_allocation(make_user("released_before_crash"), NOW, 90)
+    still = next(a for a in client.store.values() if a.user and a.user.userId == "p_active0")
+    for allocation, run in ((gone, "crashed"), (still, "crashed")):
+        audit.write({"kind": "release-intent", "runId": run, "at": "2026-06-14T02:00:00.000Z", "actor": "scheduler",
+                     "dryRun": False, "allocationId": allocation.id, "licenseType": "professional",
+                     "userDirectory": "CORP", "userId": allocation.user.userId, "userName": None,  # type: ignore[union-attr]
+                     "action": "release", "reason": "inactive", "daysInactive": 90, "lastUsed": None, "open": True})
+    audit.write({"kind": "run", "runId": "crashed", "startedAt": "2026-06-14T02:00:00.000Z", "status": "running"})
+    report = evaluate(client, audit)
+    assert report.reconciled == {"released": 1, "failed": 1, "open": 0, "runs": 1}
+    outcomes = {r["allocationId"]: r for r in audit.latest() if r["kind"] == "release-outcome"
+                and r["runId"] == "crashed"}
+    assert outcomes[gone.id]["action"] == "release" and "reconciled" in outcomes[gone.id]["reason"]
+    assert outcomes[still.id]["action"] == "failed" and "interrupted" in outcomes[still.id]["reason"]
+    assert audit.open_intents() == [] and audit.open_runs() == []
+    assert next(r for r in audit.latest() if r.get("runId") == "crashed" and r["kind"] == "run")["status"] == \
+        "interrupted"
+
+
+def test_one_digest_per_run_names_releases_and_failures() -> None:
+    client, notifier = make_site(), MemoryNotifier()
+    broken = next(a.id for a in client.store.values() if a.user and a.user.userId == "a_idle")
+    client.delete_errors[broken] = QrsUnavailable("DELETE", "/qrs/x", 503, "busy")
+    report = evaluate(client, notifier=notifier)
+    assert len(notifier.digests) == 1
+    run_id, actor, released, failed = notifier.digests[0]
+    assert (run_id, actor) == (report.run_id, "tester")
+    assert len(released) == 1 and failed == [broken] and report.failed == 1
 
 
 @pytest.mark.parametrize("dry_run", [None, False])
@@ -152,7 +206,8 @@ def test_audit_records_of_a_run() -> None:
     assert runs[-1]["summary"] == report.summary() and runs[-1]["configHash"] == runs[0]["configHash"]
     decisions = {r["userId"]: r["action"] for r in audit.of_kind("decision")}
     assert decisions == {"p_idle": "release", "p_vip": "protected", "a_idle": "release", "a_quarantined": "skip"}
-    assert sorted(r["userId"] for r in audit.of_kind("release-intent")) == ["a_idle", "p_idle"]
+    intents = [r for r in audit.latest() if r["kind"] == "release-intent"]
+    assert sorted(r["userId"] for r in intents) == ["a_idle", "p_idle"] and not any(r["open"] for r in intents)
     assert sorted(r["userId"] for r in audit.of_kind("release-outcome")) == ["a_idle", "p_idle"]
     assert {r["runId"] for r in audit.records} == {report.run_id}
 
@@ -161,7 +216,8 @@ def test_audit_disabled_still_records_releases() -> None:
     audit = MemoryAudit()
     evaluate(make_site(), audit, auditLog={"enable": False})
     assert audit.of_kind("decision") == []
-    assert len(audit.of_kind("release-intent")) == len(audit.of_kind("release-outcome")) == 2
+    latest = audit.latest()
+    assert [r["kind"] for r in latest].count("release-intent") == len(audit.of_kind("release-outcome")) == 2
     assert len(audit.of_kind("run")) == 2
 
 
@@ -195,7 +251,8 @@ def test_report_json_matches_the_contract() -> None:
     body = json.loads(json.dumps(report.to_json()))
     assert set(body) >= {"runId", "dryRun", "startedAt", "finishedAt", "summary", "decisions", "capExceeded"}
     assert body["startedAt"] == "2026-06-15T12:00:00.000Z"
-    assert set(body["summary"]) == {"evaluated", "released", "wouldRelease", "protected", "keep", "skip", "failed"}
+    assert set(body["summary"]) >= {"evaluated", "released", "wouldRelease", "protected", "keep", "skip", "failed",
+                                    "deferred"}
     assert len(body["decisions"]) == 16
     assert set(body["decisions"][0]) == {"userDirectory", "userId", "licenseType", "allocationId", "lastUsed",
                                          "daysInactive", "action", "reason"}
@@ -208,12 +265,13 @@ def test_readable_table() -> None:
     vip = next(line for line in lines if "p_vip" in line)
     assert vip.split()[:4] == ["CORP\\p_vip", "professional", "90.0", "protected"]
     assert vip.endswith("exclusions.tags: VIP-User")
-    assert "Totals: evaluated 16, released 0, wouldRelease 2, protected 1, keep 12, skip 1, failed 0" in lines
+    assert ("Totals: evaluated 16, released 0, wouldRelease 2, protected 1, keep 12, skip 1, failed 0, deferred 0, "
+            "warned 0, wouldWarn 0, noticePending 0") in lines
     assert lines[-1] == "Dry run: nothing was released."
 
 
 def test_metrics_per_type_and_for_the_run(capsys: pytest.CaptureFixture[str]) -> None:
-    report = evaluate(make_site(), maxReleasesPerRun=1)
+    report = evaluate(make_site(), abortAbovePercent=10)
     capsys.readouterr()
     publish_metrics(report)
     blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
@@ -223,8 +281,9 @@ def test_metrics_per_type_and_for_the_run(capsys: pytest.CaptureFixture[str]) ->
     assert by_type["analyzer"]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "QlikLicenseButler"
     assert {k: by_type[None][k] for k in ("Released", "WouldRelease", "Protected", "FailedReleases",
                                           "EvaluationAborted")} == {
-        "Released": [0.0], "WouldRelease": [2.0], "Protected": [1.0], "FailedReleases": [0.0],
+        "Released": [0.0], "WouldRelease": [0.0], "Protected": [1.0], "FailedReleases": [0.0],
         "EvaluationAborted": [1.0]}
+    assert by_type[None]["Deferred"] == [2.0]
     assert by_type["professional"]["Protected"] == [1.0] and by_type["analyzer"]["Protected"] == [0.0]
 
 

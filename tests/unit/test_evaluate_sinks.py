@@ -13,7 +13,7 @@ import pytest
 
 from butler import config, wiring
 from butler.licenses.policy import Rules, decide
-from butler.lock import DynamoDbLock, FileLock, LockBusy
+from butler.lock import DynamoDbLock, FileLock, LockBusy, site_key
 from butler.sinks.audit import DynamoDbAuditSink, JsonLinesAuditSink, create_table, decision_record
 from butler.sinks.notify import REASSIGN_NOTE, SnsNotifier
 from tests.support.evaluate_fakes import make_allocation, make_user
@@ -97,40 +97,77 @@ def test_wiring_picks_the_sink_from_the_environment(tmp_path: Path, table: str) 
 
 def test_dynamodb_lock_excludes_a_second_run_and_expires(table: str) -> None:
     clock = [1_000_000.0]
-    first = DynamoDbLock(table, "evaluate", ttl_seconds=900, clock=lambda: clock[0])
-    second = DynamoDbLock(table, "evaluate", ttl_seconds=900, clock=lambda: clock[0])
+    first = DynamoDbLock(table, "evaluate@127.0.0.1:4242", ttl_seconds=120, clock=lambda: clock[0])
+    second = DynamoDbLock(table, "evaluate@127.0.0.1:4242", ttl_seconds=120, clock=lambda: clock[0])
     first.acquire()
-    with pytest.raises(LockBusy, match="another evaluate run holds the lock"):
+    with pytest.raises(LockBusy, match=r"another run of evaluate@127.0.0.1:4242 holds the run lock since "
+                                       r"1970-01-12T13:46:40Z until 1970-01-12T13:48:40Z"):
         second.acquire()
-    clock[0] += 901  # the first run died: its lock expires
+    clock[0] += 121  # the first run died: its lock expires within minutes
     second.acquire()
+    assert not first.renew() and not first.alive()  # a heartbeat of the old holder finds the lock taken
     first.release()  # too late: not its lock any more, so it stays
     with pytest.raises(LockBusy):
-        DynamoDbLock(table, "evaluate", clock=lambda: clock[0]).acquire()
+        DynamoDbLock(table, "evaluate@127.0.0.1:4242", clock=lambda: clock[0]).acquire()
+    clock[0] += 100
+    assert second.renew() and second.alive()  # the heartbeat keeps a long run's lock
+    clock[0] += 100
+    with pytest.raises(LockBusy):
+        DynamoDbLock(table, "evaluate@127.0.0.1:4242", clock=lambda: clock[0]).acquire()
     second.release()
-    with DynamoDbLock(table, "evaluate", clock=lambda: clock[0]):
+    with DynamoDbLock(table, "evaluate@127.0.0.1:4242", clock=lambda: clock[0]):
         pass
+
+
+def test_dynamodb_lock_heartbeat_thread_renews(table: str) -> None:
+    lock = DynamoDbLock(table, "beat", ttl_seconds=2, heartbeat_seconds=0.2)
+    with lock:
+        import time
+
+        time.sleep(2.5)
+        with pytest.raises(LockBusy):
+            DynamoDbLock(table, "beat").acquire()
+        assert lock.alive()
 
 
 def test_file_lock(tmp_path: Path) -> None:
     path = tmp_path / "evaluate.lock"
-    with FileLock(path), pytest.raises(LockBusy, match="another evaluate run holds the lock"):
+    with FileLock(path), pytest.raises(LockBusy, match=r"another run of evaluate holds the run lock .* since .*"
+                                                       r"\(process \d+\), until that process ends"):
         FileLock(path).acquire()
     with FileLock(path):
         pass
 
 
-def test_sns_notice(aws: None) -> None:
+def test_the_lock_is_per_site_however_the_host_is_spelt() -> None:
+    assert site_key("localhost", 4242) == site_key("127.0.0.1", 4242) or site_key("localhost", 4242) == "::1:4242"
+    assert site_key("127.0.0.1", 4242) == "127.0.0.1:4242"
+    assert site_key("127.0.0.1", 4242) != site_key("127.0.0.1", 4243)
+    assert site_key("no-such-host.invalid", 4242) == "no-such-host.invalid:4242"
+
+
+def test_sns_digest(aws: None) -> None:
     topic, queue = notice_inbox("notices")
     sqs = boto3.client("sqs")
-    user = make_user("jürgen")
-    decision = decide(make_allocation(user, NOW, 47.26), user, RULES, NOW, dry_run=False)
+    users = [make_user("jürgen"), make_user("anna")]
+    decisions = [decide(make_allocation(u, NOW, 47.26), u, RULES, NOW, dry_run=False) for u in users]
+    decisions[1] = decisions[1].with_outcome("failed", "DELETE: HTTP 503: busy")
     notifier = wiring.notifier(env={"NOTIFY_TOPIC_ARN": topic})
     assert isinstance(notifier, SnsNotifier)
-    notifier.release_notice(decision, run_id="run-9", actor="scheduler")
-    body = json.loads(sqs.receive_message(QueueUrl=queue)["Messages"][0]["Body"])
-    assert body["Subject"] == "Qlik Sense professional license released: CORP\\j?rgen"
-    assert "CORP\\jürgen" in body["Message"] and "Days inactive: 47.3" in body["Message"]
+    notifier.run_digest("run-9", decisions, actor="scheduler", dry_run=False)
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    assert len(messages) == 1  # one digest per run, not one message per release
+    body = json.loads(messages[0]["Body"])
+    assert body["Subject"] == "Qlik Sense licenses: 1 released, 1 failed"
+    assert "CORP\\jürgen professional (47.3 days inactive)" in body["Message"]
+    assert "FAILED (1):" in body["Message"] and "HTTP 503: busy" in body["Message"]
     assert REASSIGN_NOTE in body["Message"] and "run-9" in body["Message"]
-    assert body["MessageAttributes"]["licenseType"]["Value"] == "professional"
-    assert body["MessageAttributes"]["userId"]["Value"] == decision.user_id
+    assert body["MessageAttributes"]["failed"]["Value"] == "1"
+
+
+def test_sns_digest_is_not_sent_for_a_run_that_did_nothing(aws: None) -> None:
+    topic, queue = notice_inbox("quiet")
+    notifier = wiring.notifier(env={"NOTIFY_TOPIC_ARN": topic})
+    assert notifier is not None
+    notifier.run_digest("run-1", [], actor="scheduler", dry_run=True)
+    assert "Messages" not in boto3.client("sqs").receive_message(QueueUrl=queue)

@@ -187,3 +187,51 @@ def test_release_on_request(force: bool, action: str, reason: str) -> None:
     decision = decide_on_request(allocation(idle=2), user(tags=["VIP-User"]), rules(exclusions=EXCLUSIONS), NOW,
                                  force=force, dry_run=False)
     assert (decision.action, decision.reason) == (action, reason)
+
+
+# --- what can never be released, whatever the rules (fail closed) -------------------------------------------------
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"id": "../../user/0e0f1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"}, "allocation id '../../user/0e0f1a2b-3c4d-4e5f-8a9b"
+                                                               "-0c1d2e3f4a5b' is not a GUID: never requested"),
+    ({"id": ""}, "allocation id '' is not a GUID: never requested"),
+    ({"user": None, "deletedUserId": None, "deletedUserDirectory": None},
+     "owner unknown: the allocation names no user and no deleted user"),
+    ({"user": None, "deletedUserId": "jdoe", "deletedUserDirectory": None},
+     "owner unknown: the allocation names no user and no deleted user"),
+    ({"problem": "lastUsed: unreadable date '2026-13-45'"}, "unreadable record: lastUsed: unreadable date "
+                                                            "'2026-13-45'"),
+])
+def test_unreleasable_allocations_are_skipped_with_the_reason(change: dict[str, Any], reason: str) -> None:
+    odd = allocation(idle=400).model_copy(update=change)
+    for decision in (decide(odd, user(), rules(), NOW, dry_run=False),
+                     decide_on_request(odd, user(), rules(), NOW, force=True, dry_run=False)):
+        assert (decision.action, decision.reason) == ("skip", reason)
+    assert not needs_user_record(odd, rules(), NOW)
+
+
+def test_an_owner_without_a_guid_is_skipped() -> None:
+    odd = allocation(idle=400)
+    odd = odd.model_copy(update={"user": odd.user.model_copy(update={"id": "jdoe"})})  # type: ignore[union-attr]
+    decision = decide(odd, user(), rules(), NOW, dry_run=False)
+    assert decision.action == "skip" and "has no GUID id" in decision.reason
+
+
+def test_a_user_record_of_another_owner_is_not_used() -> None:
+    other = user().model_copy(update={"id": "11111111-2222-4333-8444-555555555555"})
+    decision = decide(allocation(idle=400), other, rules(), NOW, dry_run=False)
+    assert decision.action == "skip" and "user record not found" in decision.reason
+
+
+@given(st.text(max_size=60))
+def test_no_id_but_a_guid_is_ever_released(odd_id: str) -> None:
+    import uuid
+
+    try:
+        uuid.UUID(odd_id)
+        return
+    except ValueError:
+        pass
+    decision = decide(allocation(idle=400).model_copy(update={"id": odd_id}), user(), rules(), NOW, dry_run=False)
+    assert decision.action == "skip"

@@ -135,7 +135,7 @@ def write_config(workdir: Path, influx_url: str | None) -> Path:
             "quarantine": {"gracePeriod": 7},
             "exclusions": {"tags": ["VIP-User", "Always-Licensed"], "userDirectories": ["SERVICE_ACCOUNTS"],
                            "customProperties": [{"name": "LicenseProtection", "value": "Keep"}]},
-            "maxReleasesPerRun": 100, "maxReleasePercent": 25,
+            "maxReleasesPerRun": 100, "maxReleasePercent": 25, "abortAbovePercent": 10,
         },
     }}
     path = workdir / "butler.yaml"
@@ -164,8 +164,8 @@ def show_table(report: dict[str, Any], per_action: int = 4) -> None:
     summary = report.get("summary", {})
     print("   summary: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
     if report.get("capExceeded"):
-        print("   capExceeded: true (a live run would release nothing)")
-    for action in ("would-release", "release", "protected", "skip"):
+        print(f"   capExceeded: true (the breaker would stop a live run: {report.get('capReason')})")
+    for action in ("would-release", "release", "deferred", "protected", "skip"):
         for d in [d for d in report.get("decisions", []) if d["action"] == action][:per_action]:
             user = f"{d['userDirectory']}\\{d['userId']}"
             print(f"   {user:<30} {d['licenseType']:<12} {d['daysInactive']!s:>7} days  {action:<13} {d['reason']}")
@@ -198,12 +198,12 @@ def run() -> int:
         dry = run_cli_json(cli, ["evaluate", "--config", str(config), "--dry-run", "--json"])
         show_table(dry)
 
-        say("4. evaluate, live, with the safety caps of the config (100 per run, 25% of a type)")
+        say("4. evaluate, live, with a breaker set to 10%: more candidates than that look like bad data")
         result = invoke("evaluate", event)
         print(f"   status: {result.get('status')}  {result.get('aborted') or ''}")
 
-        say("5. evaluate, live, caps raised for the demo: the evaluate function releases")
-        raise_caps(config)
+        say("5. evaluate, live, breaker at 90%: the throttles release the 100 longest idle, the rest are deferred")
+        raise_breaker(config)
         result = invoke("evaluate", event)
         print(f"   status: {result.get('status')}  summary: {result.get('summary')}")
         show_notices(queue)
@@ -237,9 +237,9 @@ def run_cli_json(cli: Callable[[list[str]], int], argv: list[str]) -> dict[str, 
     return report
 
 
-def raise_caps(config: Path) -> None:
+def raise_breaker(config: Path) -> None:
     data = yaml.safe_load(config.read_text())
-    data["Butler"]["licenseManagement"].update(maxReleasesPerRun=2000, maxReleasePercent=100)
+    data["Butler"]["licenseManagement"].update(abortAbovePercent=90)
     config.write_text(yaml.safe_dump(data, sort_keys=False))
 
 

@@ -46,10 +46,11 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] = os.envi
 
 
 def get_secret(secret_id: str) -> str:
-    """A Secrets Manager secret's string, cached for a few minutes per container (Powertools parameters)."""
-    from aws_lambda_powertools.utilities import parameters
+    """A Secrets Manager secret's string, cached for a few minutes per container; ``butler.secrets.SecretError``
+    (one line naming the secret and the cause) when it cannot be read."""
+    from butler.secrets import get_secret as read_secret
 
-    return str(parameters.get_secret(secret_id, max_age=SECRET_MAX_AGE_SECONDS))
+    return read_secret(secret_id, max_age=SECRET_MAX_AGE_SECONDS)
 
 
 def certificates(config: Config) -> CertificateFiles:
@@ -75,15 +76,29 @@ def qrs_client(config: Config, pool_size: int | None = None) -> QrsClient:
 
 
 def influx_writer(config: Config) -> InfluxWriter | None:
-    """The InfluxDB writer (None when ``influxDb.enable`` is false); a 2.x token from ``tokenSecretId`` wins."""
+    """The InfluxDB writer (None when ``influxDb.enable`` is false). Credentials from Secrets Manager: the 2.x
+    token (``tokenSecretId``) wins over ``token``; the 1.x password (``passwordSecretId``) is the bare string, or
+    JSON with a ``password`` key (the console's key/value form)."""
     settings = config.Butler.influxDb
     if not settings.enable:
         return None
-    from butler.sinks.influx import token_from_secret, writer_from_config
+    import json
+
+    from butler.sinks.influx import InfluxWriteError, token_from_secret, writer_from_config
 
     token = None
     if settings.version == 2 and settings.tokenSecretId:
         token = token_from_secret(settings.tokenSecretId, get_secret(settings.tokenSecretId))
+    if settings.version == 1 and settings.passwordSecretId:
+        text = get_secret(settings.passwordSecretId).strip()
+        try:  # a generated password may well start with "{": only a JSON object is read as one
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        password = data.get("password") if isinstance(data, dict) else text
+        if not isinstance(password, str) or not password:
+            raise InfluxWriteError(f"secret {settings.passwordSecretId}: empty, or JSON without a 'password' string")
+        settings = settings.model_copy(update={"password": password})
     return writer_from_config(settings, token=token, default_tags=config.Butler.licenseMonitoring.tags)
 
 
@@ -105,10 +120,22 @@ def run_collect(config: Config, *, now: datetime | None = None) -> CollectionSum
 
 
 # --- evaluation: audit trail, notices, run lock ----------------------------------------------------------------
-# AUDIT_TABLE: DynamoDB audit table (else a JSON Lines file); NOTIFY_TOPIC_ARN: SNS topic for release notices;
+# AUDIT_TABLE: DynamoDB audit table (else a JSON Lines file); NOTIFY_TOPIC_ARN: SNS topic for run digests;
 # LOCK_TABLE: DynamoDB table of the run lock (defaults to AUDIT_TABLE; else a local file lock).
 
 DEFAULT_AUDIT_FILE = "./butler-audit.jsonl"
+
+
+def cli_actor() -> str:
+    """Who runs a command: ``cli:<os user>@<host>``, as the audit trail records it."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):
+        user = "unknown"
+    return f"cli:{user}@{socket.gethostname() or 'unknown'}"
 
 
 def audit_sink(config: Config, audit_file: str | None = None, env: Mapping[str, str] = os.environ) -> AuditTrail:
@@ -124,7 +151,7 @@ def audit_sink(config: Config, audit_file: str | None = None, env: Mapping[str, 
 
 
 def notifier(env: Mapping[str, str] = os.environ) -> Notifier | None:
-    """SNS release notices when ``NOTIFY_TOPIC_ARN`` is set."""
+    """The administrators' SNS run digest when ``NOTIFY_TOPIC_ARN`` is set."""
     from butler.sinks.notify import SnsNotifier
 
     topic = env.get("NOTIFY_TOPIC_ARN")
@@ -132,16 +159,15 @@ def notifier(env: Mapping[str, str] = os.environ) -> Notifier | None:
 
 
 def run_lock(config: Config, name: str = "evaluate", env: Mapping[str, str] = os.environ) -> RunLock:
-    """A DynamoDB lock (``LOCK_TABLE`` or ``AUDIT_TABLE``), else a file lock per QRS site in the temp folder."""
-    import tempfile
+    """One lock per Qlik site (host resolved, port): DynamoDB (``LOCK_TABLE`` or ``AUDIT_TABLE``) with a
+    heartbeat, else a file lock in the temp folder."""
+    from butler.lock import DynamoDbLock, FileLock, site_key
 
-    from butler.lock import DynamoDbLock, FileLock
-
+    site = site_key(config.Butler.qrs.host, config.Butler.qrs.port)
     table = env.get("LOCK_TABLE") or env.get("AUDIT_TABLE")
     if table:
-        return DynamoDbLock(table, name)
-    qrs = config.Butler.qrs
-    return FileLock(Path(tempfile.gettempdir()) / f"butler-{name}-{qrs.host}-{qrs.port}.lock", name)
+        return DynamoDbLock(table, f"{name}@{site}")
+    return FileLock.for_site(name, site)
 
 
 def run_evaluate(config: Config, *, dry_run: bool | None = None, audit_file: str | None = None,
@@ -150,12 +176,12 @@ def run_evaluate(config: Config, *, dry_run: bool | None = None, audit_file: str
     from butler.licenses.evaluate import run_evaluation
 
     audit = audit_sink(config, audit_file)
-    with run_lock(config, "evaluate"):
+    with run_lock(config, "evaluate") as lock:
         client = qrs_client(config)
         influx = influx_writer(config)
         try:
             return run_evaluation(config, client, audit=audit, notifier=notifier(), influx=influx, dry_run=dry_run,
-                                  now=now, actor=actor)
+                                  now=now, actor=actor, alive=lock.alive)
         finally:
             client.close()
             if influx is not None:

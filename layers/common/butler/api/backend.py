@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from butler.api.identity import caller
 from butler.api.service import LicenseReads, LicenseService, Releaser
 from butler.config import Config
+from butler.licenses.policy import Decision
+from butler.licenses.reconcile import reconcile
+from butler.licenses.release import ReleaseClient, ReleaseExecutor
+from butler.observability import logger
+from butler.qrs.models import Allocation, User
+from butler.sinks.audit import decision_record
 
 if TYPE_CHECKING:
-    from butler.qrs import QrsClient
+    from butler.sinks.audit import AuditTrail
+    from butler.sinks.notify import Notifier
 
 
 def utc_now() -> datetime:
@@ -41,14 +48,14 @@ class Backend:
         actor: str | None = None,
         clock: Callable[[], datetime] = utc_now,
         client_factory: Callable[[Config], LicenseReads] = _default_client,
-        executor_factory: Callable[..., Releaser] | None = None,
+        sinks_factory: Callable[[Config, str | None], tuple[Any, Any, Any]] | None = None,
     ) -> None:
         self._load_config = load_config
         self._audit_file = audit_file
         self._actor = actor  # fixed caller (`local` for butler serve); None: the request context's IAM identity
         self._clock = clock
         self._client_factory = client_factory
-        self._executor_factory = executor_factory
+        self._sinks_factory = sinks_factory or _default_sinks
         self._lock = threading.Lock()
         self._config: Config | None = None
         self._client: LicenseReads | None = None
@@ -87,25 +94,50 @@ class Backend:
         return f"api-{request_id}" if isinstance(request_id, str) and request_id else f"api-{uuid.uuid4()}"
 
     def executor(self, *, actor: str, run_id: str) -> Releaser:
-        """The scheduled run's release executor, with this container's audit sink, notifier and InfluxDB writer."""
+        """A release on request with this container's audit sink, notifier and InfluxDB writer."""
         management = self.config.Butler.licenseManagement
-        if self._executor_factory is not None:
-            return self._executor_factory(self.client(), actor=actor, run_id=run_id,
-                                          concurrency=management.concurrency, dry_run=management.dryRun,
-                                          clock=self._clock)
-        from butler.licenses.release import ReleaseExecutor
-
         audit, notifier, influx = self._adapters()
-        return ReleaseExecutor(cast("QrsClient", self.client()), audit, notifier, actor=actor, run_id=run_id,
-                               concurrency=management.concurrency, dry_run=management.dryRun, clock=self._clock,
-                               influx=influx)
+        executor = ReleaseExecutor(cast("ReleaseClient", self.client()), audit, actor=actor, run_id=run_id,
+                                   concurrency=management.concurrency, dry_run=management.dryRun, clock=self._clock,
+                                   influx=influx, log_level=management.auditLog.logLevel)
+        return RequestReleaser(executor, audit, notifier, cast("ReleaseClient", self.client()))
 
     def _adapters(self) -> tuple[Any, Any, Any]:
         config = self.config
         with self._lock:
             if self._sinks is None:
-                from butler import wiring
-
-                self._sinks = (wiring.audit_sink(config, self._audit_file), wiring.notifier(),
-                               wiring.influx_writer(config))
+                self._sinks = self._sinks_factory(config, self._audit_file)
             return self._sinks
+
+
+def _default_sinks(config: Config, audit_file: str | None) -> tuple[Any, Any, Any]:
+    from butler import wiring
+
+    return wiring.audit_sink(config, audit_file), wiring.notifier(), wiring.influx_writer(config)
+
+
+class RequestReleaser:
+    """One release on request: complete stale leftovers of interrupted runs first, release through the scheduled
+    run's executor, send the administrators' digest; ``record`` audits decisions that released nothing."""
+
+    def __init__(self, executor: ReleaseExecutor, audit: AuditTrail, notifier: Notifier | None,
+                 client: ReleaseClient) -> None:
+        self.executor, self.audit, self.notifier, self.client = executor, audit, notifier, client
+
+    def release(self, decisions: Sequence[Decision],
+                recheck: Callable[[Allocation, User | None], Decision]) -> list[Decision]:
+        executor = self.executor
+        reconcile(self.audit, self.client, now=executor.clock(), actor=executor.actor, holding_run_lock=False,
+                  own_run=executor.run_id)
+        results = executor.release(decisions, recheck)
+        if self.notifier is not None:
+            try:
+                self.notifier.run_digest(executor.run_id, results, actor=executor.actor, dry_run=executor.dry_run)
+            except Exception as exc:  # the release happened; a lost notice must not turn it into a failure
+                logger.error("release digest failed", extra={"runId": executor.run_id, "error": type(exc).__name__})
+        return results
+
+    def record(self, decisions: Sequence[Decision]) -> None:
+        executor = self.executor
+        self.audit.write_many([decision_record(d, "decision", run_id=executor.run_id, actor=executor.actor,
+                                               at=executor.clock(), dry_run=executor.dry_run) for d in decisions])

@@ -41,10 +41,13 @@ class LicenseReads(Protocol):
 
 
 class Releaser(Protocol):
-    """The release executor of the scheduled run (``butler.licenses.release.ReleaseExecutor``)."""
+    """A release on request: the scheduled run's executor after completing stale leftovers, with a digest
+    (``butler.api.backend.RequestReleaser``); ``record`` audits decisions that release nothing (refused, dry run)."""
 
     def release(self, decisions: Sequence[Decision],
                 recheck: Callable[[Allocation, User | None], Decision]) -> list[Decision]: ...
+
+    def record(self, decisions: Sequence[Decision]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,16 @@ class LicenseService:
     @cached_property
     def rules(self) -> Rules:
         return Rules.from_config(self.management)
+
+    @property
+    def dry_run(self) -> bool:
+        """Releases on request follow ``dryRun``; ``enable: false`` switches off automatic release, not these."""
+        return self.management.dryRun
+
+    @property
+    def scheduled_dry_run(self) -> bool:
+        """What the scheduled evaluation does: a dry run when configured so or automatic release is off."""
+        return self.management.dryRun or not self.management.enable
 
     def status(self) -> dict[str, Any]:
         return license_status(self.client.access_type_overview())
@@ -126,8 +139,7 @@ class LicenseService:
 
     def _evaluation(self, allocation: Allocation, user: User, rules: Rules, now: datetime) -> dict[str, str]:
         """What the scheduled evaluation would decide now (a dry run when automatic release is off)."""
-        dry_run = self.management.dryRun or not self.management.enable
-        decision = policy.decide(allocation, user, rules, now, dry_run=dry_run)
+        decision = policy.decide(allocation, user, rules, now, dry_run=self.scheduled_dry_run)
         return {"action": decision.action, "reason": decision.reason}
 
     def _releasable_at(self, allocation: Allocation, rules: Rules, held: list[str]) -> datetime | None:
@@ -145,16 +157,19 @@ class LicenseService:
     # --- release on request ------------------------------------------------------------------------------------
 
     def plan_release(
-        self, ref: UserRef, license_type: LicenseType | None, *, force: bool
+        self, ref: UserRef, license_type: LicenseType | None, *, force: bool,
+        record: Callable[[Sequence[Decision]], None] = lambda decisions: None,
     ) -> tuple[User, list[Decision]]:
-        """The decisions for an administrator's release; 409 (nothing released) when a protection rule holds."""
+        """The decisions for an administrator's release; 409 (nothing released, the refusal audited through
+        ``record``) when a protection rule holds."""
         user = self.find_user(ref)
         allocations = self.allocations_of(user, license_type)
         now, rules = self.clock(), self.rules
-        decisions = [policy.decide_on_request(a, user, rules, now, force=force, dry_run=self.management.dryRun)
+        decisions = [policy.decide_on_request(a, user, rules, now, force=force, dry_run=self.dry_run)
                      for a in allocations]
         protected = [d for d in decisions if d.action == "protected"]
         if protected:
+            record(decisions)
             held = sorted({rule for d in protected for rule in policy.protections(d.allocation, user, rules, now)})
             raise Conflict(f"a protection rule holds for {user.qualified_id}: {'; '.join(held)}; "
                            "nothing was released (add ?force=true to release anyway)",
@@ -163,20 +178,27 @@ class LicenseService:
 
     def release(self, ref: UserRef, license_type: LicenseType | None, *, force: bool, caller: str, run_id: str,
                 releaser: Callable[[], Releaser]) -> dict[str, Any]:
-        """Release the user's allocations through the executor (built only when there is something to release)."""
-        user, decisions = self.plan_release(ref, license_type, force=force)
-        wanted = [d for d in decisions if d.action in ("release", "would-release")]
-        done = {d.allocation.id: d for d in releaser().release(wanted, self.recheck(force))} if wanted else {}
+        """Release the user's allocations through the executor; a refusal or a dry run is audited as decisions."""
+        run = releaser()
+        user, decisions = self.plan_release(ref, license_type, force=force, record=run.record)
+        wanted = [d for d in decisions if d.action == "release"]
+        done = {d.allocation.id: d for d in run.release(wanted, self.recheck(force))} if wanted else {}
         outcome = [done.get(d.allocation.id, d) for d in decisions]
+        if not wanted:
+            run.record(outcome)
         answer = {
             "userDirectory": user.userDirectory,
             "userId": user.userId,
-            "dryRun": self.management.dryRun,
+            "dryRun": self.dry_run,
             "caller": caller,
             "runId": run_id,
             "released": sum(1 for d in outcome if d.action == "release"),
             "allocations": [d.to_report() for d in outcome],
         }
+        held = [d for d in outcome if d.action == "protected"]
+        if held:  # protected since the lookup (the executor re-read the user): nothing more was released
+            raise Conflict(f"a protection rule holds for {user.qualified_id}: {held[0].reason}; not released",
+                           answer)
         failed = [d for d in outcome if d.action == "failed"]
         if failed:  # a script must not read a failed release as done
             raise BadGateway(f"releasing {len(failed)} allocation(s) of {user.qualified_id} failed: {failed[0].reason}",
@@ -189,7 +211,7 @@ class LicenseService:
 
         def again(fresh: Allocation, user: User | None) -> Decision:
             return policy.decide_on_request(fresh, user, self.rules, self.clock(), force=force,
-                                            dry_run=self.management.dryRun)
+                                            dry_run=self.dry_run)
 
         return again
 

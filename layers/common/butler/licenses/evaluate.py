@@ -1,18 +1,17 @@
-"""One evaluation run: inventory -> decisions -> safety cap -> release -> report (and its audit records).
+"""One evaluation run: leftovers -> inventory -> decisions -> throttles and breaker -> release -> report.
 
 Shared by the Lambda handler (``functions/evaluate``), ``python -m butler evaluate`` and the demo; the adapters
 (QRS client, audit sink, notifier, InfluxDB writer) are built by ``butler.wiring`` and passed in.
 
-The safety cap guards against bad data (say, a QRS upgrade that resets lastUsed) stripping licenses from half the
-company: when the allocations to release exceed ``licenseManagement.maxReleasesPerRun`` in all, or
-``maxReleasePercent`` of one type's allocations, a live run releases nothing (``aborted``; the CLI exits 3) and a
-dry run completes with ``capExceeded``. The decisions a capped live run did not carry out are reported as
-``would-release`` with ``not released: safety cap`` in their reason.
+Throttles: a run releases at most ``licenseManagement.maxReleasesPerRun`` allocations and at most
+``maxReleasePercent`` of one type's allocations, the longest idle first; the other candidates are ``deferred`` to
+later runs. Breaker: when one type's candidates exceed ``abortAbovePercent`` of its allocations the data looks
+wrong (say, a QRS upgrade that reset lastUsed): a live run releases nothing (``aborted``; the CLI exits 3), a dry
+run completes with ``capExceeded``.
 
 Metrics (CloudWatch EMF, namespace ``QlikLicenseButler``), published by the Lambda handler only
-(``publish_metrics``): ``Released``, ``WouldRelease``, ``Protected``, ``FailedReleases`` and ``EvaluationAborted``
-(1 when the cap aborted the run), once per license type (dimensions ``service``, ``LicenseType``) and once for the
-whole run (dimension ``service`` only, what the alarms watch).
+(``publish_metrics``): ``Released``, ``WouldRelease``, ``Protected``, ``Deferred``, ``FailedReleases`` and
+``EvaluationAborted``, once per license type (dimension ``LicenseType``) and once for the whole run.
 """
 
 from __future__ import annotations
@@ -28,21 +27,22 @@ from typing import TYPE_CHECKING, Any
 from butler.config import LICENSE_TYPES, Config, LicenseManagement
 from butler.licenses.inventory import fetch_inventory
 from butler.licenses.policy import Action, Decision, Rules, decide, iso, needs_user_record
+from butler.licenses.reconcile import reconcile
 from butler.licenses.release import ReleaseExecutor, describe, utc_now
 from butler.observability import NAMESPACE, SERVICE, logger
 from butler.qrs import QrsClient
 from butler.qrs.models import LicenseType
 
 if TYPE_CHECKING:
-    from butler.sinks.audit import AuditSink
+    from butler.sinks.audit import AuditTrail
     from butler.sinks.notify import Notifier
 
 SUMMARY_KEYS: dict[Action, str] = {"release": "released", "would-release": "wouldRelease", "protected": "protected",
-                                "keep": "keep", "skip": "skip", "failed": "failed"}
+                                "keep": "keep", "skip": "skip", "failed": "failed", "deferred": "deferred",
+                                "warn": "warned", "would-warn": "wouldWarn", "notice-pending": "noticePending"}
 METRIC_NAMES: dict[Action, str] = {"release": "Released", "would-release": "WouldRelease", "protected": "Protected",
-                                "failed": "FailedReleases"}
+                                "failed": "FailedReleases", "deferred": "Deferred"}
 CANDIDATE_ACTIONS = ("release", "would-release")
-CAP_NOTE = "not released: safety cap"
 
 
 @dataclass
@@ -56,10 +56,17 @@ class EvaluationReport:
     cap_exceeded: bool = False
     cap_reason: str | None = None
     abort_reason: str | None = None
+    influx_error: str | None = None
+    reconciled: dict[str, int] = field(default_factory=dict)
 
     @property
     def aborted(self) -> bool:
         return self.abort_reason is not None
+
+    @property
+    def failed(self) -> int:
+        """Releases of this run that failed: the scheduler must see them (exit 1, a failed invocation)."""
+        return sum(1 for d in self.decisions if d.action == "failed")
 
     def summary(self, license_type: LicenseType | None = None) -> dict[str, int]:
         chosen = [d for d in self.decisions if license_type in (None, d.license_type)]
@@ -77,6 +84,10 @@ class EvaluationReport:
             report["capReason"] = self.cap_reason
         if self.abort_reason:
             report["aborted"] = self.abort_reason
+        if self.influx_error:
+            report["influxError"] = self.influx_error
+        if any(self.reconciled.values()):
+            report["reconciled"] = self.reconciled
         if decisions:
             report["decisions"] = [d.to_report() for d in self.decisions]
         return report
@@ -92,21 +103,42 @@ def config_hash(management: LicenseManagement) -> str:
     return hashlib.sha256(management.model_dump_json().encode()).hexdigest()[:16]
 
 
-def cap_violation(decisions: Sequence[Decision], allocations: dict[LicenseType, int],
-                  management: LicenseManagement) -> str | None:
-    """Why the candidates exceed the safety cap, or None."""
+def breaker(decisions: Sequence[Decision], allocations: dict[LicenseType, int],
+            management: LicenseManagement) -> str | None:
+    """Why the candidates look like bad data (more than ``abortAbovePercent`` of one type), or None."""
     candidates = Counter(d.license_type for d in decisions if d.action in CANDIDATE_ACTIONS)
+    limit = management.abortAbovePercent
     problems = []
-    total = sum(candidates.values())
-    if total > management.maxReleasesPerRun:
-        problems.append(f"{total} allocations to release exceed licenseManagement.maxReleasesPerRun "
-                        f"{management.maxReleasesPerRun}")
     for license_type in LICENSE_TYPES:
         count, of = candidates[license_type], allocations.get(license_type, 0)
-        if count and count > of * management.maxReleasePercent / 100:
-            problems.append(f"{count} of {of} {license_type} allocations ({100 * count / of:.1f}%) exceed "
-                            f"licenseManagement.maxReleasePercent {management.maxReleasePercent:g}%")
+        if count and count > of * limit / 100:
+            problems.append(f"{count} of {of} {license_type} allocations ({100 * count / of:.1f}%) are candidates, "
+                            f"more than licenseManagement.abortAbovePercent {limit:g}%")
     return "; ".join(problems) or None
+
+
+def throttle(decisions: Sequence[Decision], allocations: dict[LicenseType, int],
+             management: LicenseManagement) -> list[Decision]:
+    """The decisions with the candidates beyond the throttles ``deferred``; the longest idle go first."""
+    per_type = {t: int(allocations.get(t, 0) * management.maxReleasePercent / 100) for t in LICENSE_TYPES}
+    taken: Counter[str] = Counter()
+    candidates = sorted((i for i, d in enumerate(decisions) if d.action in CANDIDATE_ACTIONS),
+                        key=lambda i: -(decisions[i].days_inactive or 0.0))
+    result = list(decisions)
+    for i in candidates:
+        decision = decisions[i]
+        if sum(taken.values()) >= management.maxReleasesPerRun:
+            result[i] = decision.with_outcome(
+                "deferred", f"deferred: licenseManagement.maxReleasesPerRun {management.maxReleasesPerRun} reached "
+                            "(longest idle first)")
+        elif taken[decision.license_type] >= per_type[decision.license_type]:
+            result[i] = decision.with_outcome(
+                "deferred", f"deferred: licenseManagement.maxReleasePercent {management.maxReleasePercent:g}% of "
+                            f"{allocations.get(decision.license_type, 0)} {decision.license_type} allocations "
+                            f"({per_type[decision.license_type]}) reached (longest idle first)")
+        else:
+            taken[decision.license_type] += 1
+    return result
 
 
 def run_record(report: EvaluationReport, *, actor: str, management: LicenseManagement, status: str,
@@ -120,10 +152,12 @@ def run_record(report: EvaluationReport, *, actor: str, management: LicenseManag
 
 
 def run_evaluation(
-    config: Config, client: QrsClient, *, audit: AuditSink, notifier: Notifier | None, influx: Any,
+    config: Config, client: QrsClient, *, audit: AuditTrail, notifier: Notifier | None, influx: Any,
     dry_run: bool | None = None, now: datetime | None = None, actor: str = "scheduler",
+    alive: Callable[[], bool] = lambda: True,
 ) -> EvaluationReport:
-    """One evaluation. ``dry_run`` None follows ``licenseManagement.dryRun``; ``now`` fixes the clock (tests).
+    """One evaluation. ``dry_run`` None follows ``licenseManagement.dryRun``; ``now`` fixes the clock (tests);
+    ``alive`` says whether the run lock is still ours.
 
     With ``licenseManagement.enable: false`` the run is always a dry run: automatic release is off, but an
     administrator who asks still sees every decision."""
@@ -137,7 +171,9 @@ def run_evaluation(
     logger.setLevel("DEBUG" if management.debug else _level(management.logLevel).upper())
     audit.write(run_record(report, actor=actor, management=management, status="running"))
     try:
-        _evaluate(report, client, management, audit, notifier, influx, clock, actor)
+        report.reconciled = reconcile(audit, client, now=started, actor=actor, holding_run_lock=True,
+                                      own_run=report.run_id)
+        _evaluate(report, client, management, audit, influx, clock, actor, alive)
     except Exception as exc:  # the run record must not stay "running" when the cause is known
         report.finished_at = clock()
         try:
@@ -148,38 +184,53 @@ def run_evaluation(
     report.finished_at = clock()
     audit.write(run_record(report, actor=actor, management=management,
                            status="aborted" if report.aborted else "finished"))
+    _send_digest(notifier, report, actor)
     logger.info("license evaluation finished", extra={"runId": report.run_id, "dryRun": report.dry_run,
                                                       "summary": report.summary(), "aborted": report.abort_reason})
     return report
 
 
-def _evaluate(report: EvaluationReport, client: QrsClient, management: LicenseManagement, audit: AuditSink,
-              notifier: Notifier | None, influx: Any, clock: Callable[[], datetime], actor: str) -> None:
+def _evaluate(report: EvaluationReport, client: QrsClient, management: LicenseManagement, audit: AuditTrail,
+              influx: Any, clock: Callable[[], datetime], actor: str, alive: Callable[[], bool]) -> None:
     rules, at, dry = Rules.from_config(management), report.started_at, report.dry_run
     inventory = fetch_inventory(client, lambda allocation: needs_user_record(allocation, rules, at))
     decisions = [decide(allocation, user, rules, at, dry_run=dry) for allocation, user in inventory.pairs()]
-    report.cap_reason = cap_violation(decisions, {t: inventory.count(t) for t in LICENSE_TYPES}, management)
+    counts = {t: inventory.count(t) for t in LICENSE_TYPES}
+    report.cap_reason = breaker(decisions, counts, management)
     report.cap_exceeded = report.cap_reason is not None
     if report.cap_reason and not dry:
-        report.abort_reason = f"safety cap: {report.cap_reason}; nothing was released"
+        report.abort_reason = f"breaker: {report.cap_reason}; nothing was released"
         logger.error("license evaluation aborted", extra={"runId": report.run_id, "reason": report.abort_reason})
-        decisions = [d.with_outcome("would-release", f"{d.reason}; {CAP_NOTE}") if d.action == "release" else d
-                     for d in decisions]
+        decisions = [d.with_outcome("deferred", f"{d.reason}; not released: {report.abort_reason}")
+                     if d.action == "release" else d for d in decisions]
     else:
-        executor = ReleaseExecutor(client, audit, notifier, actor=actor, run_id=report.run_id,
+        executor = ReleaseExecutor(client, audit, actor=actor, run_id=report.run_id,
                                    concurrency=management.concurrency, dry_run=dry, clock=clock, influx=influx,
-                                   log_level=management.auditLog.logLevel)
-        decisions = executor.release(decisions, lambda fresh, user: decide(fresh, user, rules, clock(), dry_run=dry))
+                                   log_level=management.auditLog.logLevel, alive=alive)
+        decisions = executor.release(throttle(decisions, counts, management),
+                                     lambda fresh, user: decide(fresh, user, rules, clock(), dry_run=dry))
+        report.influx_error = executor.influx_error
     report.decisions = decisions
     if management.auditLog.enable:
         _audit_decisions(report, audit, actor, clock())
+
+
+def _send_digest(notifier: Notifier | None, report: EvaluationReport, actor: str) -> None:
+    """One notice per run for the administrators (not one per release), when something was or failed."""
+    if notifier is None:
+        return
+    try:
+        notifier.run_digest(report.run_id, report.decisions, actor=actor, dry_run=report.dry_run,
+                            note=report.abort_reason)
+    except Exception as exc:  # the releases happened; a lost digest must not fail the run
+        logger.error("run digest notice failed", extra={"runId": report.run_id, "error": describe(exc)})
 
 
 def _level(name: str) -> str:
     return "warning" if name == "warn" else name
 
 
-def _audit_decisions(report: EvaluationReport, audit: AuditSink, actor: str, at: datetime) -> None:
+def _audit_decisions(report: EvaluationReport, audit: AuditTrail, actor: str, at: datetime) -> None:
     """One record per decision other than ``keep`` (those are only counted, in the run record); the log gets
     them at debug level only (the releases themselves are logged at ``auditLog.logLevel``)."""
     from butler.sinks.audit import decision_record
@@ -237,7 +288,10 @@ def _status_line(report: EvaluationReport) -> str:
         return "License management is disabled (licenseManagement.enable: false): dry run only, nothing was released."
     if report.aborted:
         return f"ABORTED by the {report.abort_reason}."
+    deferred = report.summary()["deferred"]
+    later = f" {deferred} deferred by the throttles to later runs." if deferred else ""
     if report.dry_run:
-        cap = f" The safety cap would have stopped a live run: {report.cap_reason}." if report.cap_exceeded else ""
-        return f"Dry run: nothing was released.{cap}"
-    return f"Run {report.run_id}: {report.summary()['released']} allocation(s) released."
+        cap = f" The breaker would have stopped a live run: {report.cap_reason}." if report.cap_exceeded else ""
+        return f"Dry run: nothing was released.{later}{cap}"
+    failed = f" {report.failed} release(s) FAILED." if report.failed else ""
+    return f"Run {report.run_id}: {report.summary()['released']} allocation(s) released.{later}{failed}"

@@ -2,8 +2,9 @@
 
 No I/O here. The order is fixed and documented in the README:
 
-1. ``skip``: the license type's release is disabled, Qlik has quarantined the allocation, or the user's record
-   could not be read (protection rules cannot be checked, so nothing is risked).
+1. ``skip``: the record could not be read whole, its id is not a GUID, its owner cannot be identified, the
+   license type's release is disabled, Qlik has quarantined the allocation, or the user's record could not be
+   read (protection rules cannot be checked, so nothing is risked).
 2. Last activity is ``lastUsed``, or ``createdDate`` for a never-used allocation; ``daysInactive`` is
    ``(now - last activity)`` in days (UTC, exact, as a float). Below ``release.<type>.inactivityDays``: ``keep``.
 3. Protection rules, the first that holds is named by its config key path and the matched value:
@@ -23,9 +24,11 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from butler.config import LicenseManagement
-from butler.qrs.models import Allocation, LicenseType, User
+from butler.qrs.models import Allocation, LicenseType, User, is_guid
 
-Action = Literal["release", "would-release", "protected", "keep", "skip", "failed"]
+Action = Literal["release", "would-release", "protected", "keep", "skip", "failed", "deferred", "warn", "would-warn",
+                 "notice-pending"]
+OWNER_UNKNOWN = "owner unknown: the allocation names no user and no deleted user"
 SECONDS_PER_DAY = 86400.0
 
 
@@ -157,11 +160,28 @@ def _user_protections(user: User, rules: Rules) -> list[str]:
     return found
 
 
+def unreleasable(allocation: Allocation) -> str | None:
+    """Why an allocation can never be released, whatever the rules: a record we could not read whole, an id that
+    is not a GUID (it would go into a URL path), or an owner nobody can name (its audit record would be empty)."""
+    if allocation.problem:
+        return f"unreadable record: {allocation.problem}"
+    if not is_guid(allocation.id):
+        return f"allocation id {allocation.id[:60]!r} is not a GUID: never requested"
+    owner = allocation.user
+    if owner is None:
+        return None if allocation.deletedUserId and allocation.deletedUserDirectory else OWNER_UNKNOWN
+    if not is_guid(owner.id):
+        return f"owner {owner.qualified_id} has no GUID id: its record cannot be re-read before a release"
+    return None
+
+
 def needs_user_record(allocation: Allocation, rules: Rules, now: datetime) -> bool:
     """Whether ``decide`` reads the owner's user record: only for allocations past their threshold, so the
     inventory fetches just those users. Mirrors the order of ``decide``."""
     license_type = allocation.licenseType
-    if not rules.enabled[license_type] or allocation.quarantined or allocation.user is None:
+    if unreleasable(allocation) or not rules.enabled[license_type] or allocation.quarantined:
+        return False
+    if allocation.user is None:
         return False
     days = days_inactive(allocation, now)
     return days is not None and days >= rules.inactivity_days[license_type]
@@ -175,6 +195,9 @@ def decide(allocation: Allocation, user: User | None, rules: Rules, now: datetim
     def result(action: Action, reason: str) -> Decision:
         return Decision(allocation, user, action, reason, days)
 
+    blocked = unreleasable(allocation)
+    if blocked:
+        return result("skip", blocked)
     if not rules.enabled[license_type]:
         return result("skip", f"release.{license_type}.enable: false")
     if allocation.quarantined:
@@ -185,7 +208,7 @@ def decide(allocation: Allocation, user: User | None, rules: Rules, now: datetim
     if days < threshold:
         return result("keep", f"last activity {days:.1f} days ago, below release.{license_type}.inactivityDays "
                               f"{threshold:g}")
-    if user is None and allocation.user is not None:
+    if allocation.user is not None and (user is None or user.id != allocation.user.id):
         return result("skip", "user record not found in QRS: protection rules cannot be checked")
     held = protections(allocation, user, rules, now)
     if held:
@@ -200,8 +223,14 @@ def decide_on_request(
     """An administrator's explicit release (the API's DELETE): no inactivity threshold, protections hold unless
     ``force``. A forced release names the rules it overrode."""
     days = days_inactive(allocation, now)
+    blocked = unreleasable(allocation)
+    if blocked:
+        return Decision(allocation, user, "skip", blocked, days)
     if allocation.quarantined:
         return Decision(allocation, user, "skip", f"quarantined by Qlik until {iso(allocation.quarantineEnd)}", days)
+    if allocation.user is not None and (user is None or user.id != allocation.user.id):
+        return Decision(allocation, user, "skip", "user record not found in QRS: protection rules cannot be checked",
+                        days)
     held = protections(allocation, user, rules, now)
     if held and not force:
         return Decision(allocation, user, "protected", held[0], days)

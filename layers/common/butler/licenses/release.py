@@ -1,36 +1,51 @@
 """The release executor: the only code that sends a DELETE for an allocation (evaluation and the API share it).
 
-For each decision to ``release``, on a bounded thread pool, each allocation isolated from the others:
-1. audit the intent (no DELETE without a trail: if the audit write fails, the release fails);
-2. re-read the allocation by id (404: already released, recorded as ``skip``) and decide again with ``recheck``
-   (the user may have come back since the inventory); only a fresh ``release`` goes on;
-3. DELETE (404: already released, ``skip``); any error makes the decision ``failed`` with the error text;
-4. audit the outcome, send the SNS notice, and write the ``license_release`` points to InfluxDB (when enabled).
-In a dry run nothing is read or deleted: ``release`` becomes ``would-release`` and only InfluxDB events (tagged
-``dry_run=true``) are written.
+Candidates go in chunks that grow from 1 to ``CHUNK_MAX`` (so a change made while the first releases run is seen
+by the next chunk's re-read). For each chunk:
+1. audit the intents (no DELETE without a trail: if the audit write fails, the chunk fails);
+2. re-read the allocations and their owners by id, a few requests per chunk, and decide again with the fresh
+   records (a user who came back, was tagged or moved is not released; gone means already released);
+3. DELETE each still-releasable allocation on a bounded pool, each isolated from the others. A DELETE is never
+   retried blindly: after an error without a clear answer the allocation is re-read; gone (or newly quarantined
+   by Qlik) is a release confirmed by the re-read, still there earns one more DELETE at most, then ``failed``;
+4. audit the outcomes (closing the intents) and write the ``license_release`` points to InfluxDB.
+An outcome that could not be confirmed (the re-read failed too) leaves its intent open for ``reconcile``.
+In a dry run nothing is read or deleted: ``release`` becomes ``would-release``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from butler.licenses.policy import Decision
 from butler.observability import logger
-from butler.qrs import QrsClient, QrsError, QrsNotFound
-from butler.qrs.models import Allocation, User
+from butler.qrs.errors import QrsError, QrsHttpError, QrsNotFound
+from butler.qrs.models import Allocation, LicenseType, User
 
 if TYPE_CHECKING:
     from influxdb_client.client.write.point import Point
 
-    from butler.sinks.audit import AuditSink
-    from butler.sinks.notify import Notifier
+    from butler.sinks.audit import AuditSink, Record
 
 Recheck = Callable[[Allocation, User | None], Decision]
-GONE_ON_READ = "already released: the allocation no longer exists (404 on re-read)"
+CHUNK_MAX = 50  # ids per re-read request (the QRS client's filter limit)
+GONE_ON_READ = "already released: the allocation no longer exists (re-read before DELETE)"
 GONE_ON_DELETE = "already released: the allocation no longer exists (404 on DELETE)"
+LOCK_LOST = "deferred: the run lock was lost (another run may have started); left for the next run"
+
+
+class ReleaseClient(Protocol):
+    """The QRS calls of a release (``butler.qrs.QrsClient``)."""
+
+    def allocations_by_id(self, license_type: LicenseType, ids: Sequence[str]) -> list[Allocation]: ...
+
+    def users_by_id(self, ids: Sequence[str]) -> list[User]: ...
+
+    def delete_allocation(self, license_type: LicenseType, allocation_id: str) -> None: ...
 
 
 def utc_now() -> datetime:
@@ -57,69 +72,162 @@ def release_points(decisions: Sequence[Decision], *, dry_run: bool, at: datetime
     ]
 
 
+def growing_chunks(items: Sequence[int], limit: int = CHUNK_MAX) -> Iterator[Sequence[int]]:
+    """1, 2, 4, ... up to ``limit`` items: the first releases see the freshest data, the rest cost few reads."""
+    start, size = 0, 1
+    while start < len(items):
+        yield items[start:start + size]
+        start, size = start + size, min(size * 2, limit)
+
+
+def _refused(error: Exception) -> bool:
+    """A 4xx answer: QRS refused the DELETE and did nothing (no re-read needed, no second try)."""
+    return isinstance(error, QrsHttpError) and error.status is not None and 400 <= error.status < 500
+
+
+@dataclass(frozen=True)
+class Outcome:
+    decision: Decision
+    confirmed: bool = True  # False: the allocation's state after our DELETE is unknown; its intent stays open
+
+
 class ReleaseExecutor:
     def __init__(
-        self, client: QrsClient, audit: AuditSink, notifier: Notifier | None, *, actor: str, run_id: str,
-        concurrency: int, dry_run: bool, clock: Callable[[], datetime] = utc_now, influx: Any = None,
-        log_level: str = "info",
+        self, client: ReleaseClient, audit: AuditSink, *, actor: str, run_id: str, concurrency: int,
+        dry_run: bool, clock: Callable[[], datetime] = utc_now, influx: Any = None, log_level: str = "info",
+        alive: Callable[[], bool] = lambda: True,
     ) -> None:
-        self.client, self.audit, self.notifier, self.influx = client, audit, notifier, influx
-        self.actor, self.run_id, self.dry_run, self.clock = actor, run_id, dry_run, clock
+        self.client, self.audit, self.influx = client, audit, influx
+        self.actor, self.run_id, self.dry_run, self.clock, self.alive = actor, run_id, dry_run, clock, alive
         self.concurrency = max(1, concurrency)
         self.log_level = "warning" if log_level == "warn" else log_level  # auditLog.logLevel
+        self.influx_error: str | None = None
 
     def release(self, decisions: Sequence[Decision], recheck: Recheck) -> list[Decision]:
         """The final decisions, in input order; only those to release change."""
         results = list(decisions)
         wanted = ("release", "would-release") if self.dry_run else ("release",)
-        chosen = [i for i, d in enumerate(decisions) if d.action in wanted]
+        chosen = sorted((i for i, d in enumerate(decisions) if d.action in wanted),
+                        key=lambda i: -(decisions[i].days_inactive or 0.0))  # the longest idle go first
         if self.dry_run:
             for i in chosen:
                 results[i] = decisions[i].with_outcome("would-release")
         elif chosen:
             with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="release") as pool:
-                outcomes = pool.map(lambda i: self._release_one(decisions[i], recheck), chosen)
-                for i, outcome in zip(chosen, outcomes, strict=True):
-                    results[i] = outcome
+                for chunk in growing_chunks(chosen):
+                    if not self.alive():
+                        for i in chosen[chosen.index(chunk[0]):]:
+                            results[i] = decisions[i].with_outcome("deferred", LOCK_LOST)
+                        break
+                    outcomes = self._release_chunk([decisions[i] for i in chunk], recheck, pool)
+                    for i, outcome in zip(chunk, outcomes, strict=True):
+                        results[i] = outcome
         self._write_events([results[i] for i in chosen])
         return results
 
-    def _release_one(self, decision: Decision, recheck: Recheck) -> Decision:
-        try:
-            self._audit(decision, "release-intent")
-            outcome = self._attempt(decision, recheck)
-        except Exception as exc:  # each allocation is isolated: record the failure, the others go on
-            outcome = decision.with_outcome("failed", describe(exc))
-        try:
-            self._audit(outcome, "release-outcome")
-        except Exception as exc:
-            logger.error("audit of a release outcome failed", extra={"allocationId": decision.allocation.id,
-                                                                     "error": describe(exc)})
-        self._log(outcome)
-        if outcome.action == "release":
-            self._notify(outcome)
-        return outcome
+    # --- one chunk ---------------------------------------------------------------------------------------------
 
-    def _attempt(self, decision: Decision, recheck: Recheck) -> Decision:
-        license_type, allocation_id = decision.license_type, decision.allocation.id
+    def _release_chunk(self, batch: list[Decision], recheck: Recheck, pool: ThreadPoolExecutor) -> list[Decision]:
+        intents = [{**record, "open": True} for record in self._records(batch, "release-intent")]
         try:
-            fresh = self.client.allocation(license_type, allocation_id)
-        except QrsNotFound:
-            return decision.with_outcome("skip", GONE_ON_READ)
-        again = recheck(fresh, decision.user)
-        if again.action != "release":
-            return again
+            self.audit.write_many(intents)
+        except Exception as exc:  # no DELETE without a trail
+            return self._close(intents, [Outcome(d.with_outcome("failed", f"audit of the intent failed: "
+                                                                          f"{describe(exc)}")) for d in batch])
         try:
-            self.client.delete_allocation(license_type, allocation_id)
-        except QrsNotFound:
-            return again.with_outcome("skip", GONE_ON_DELETE)
+            fresh = self._reread(batch, recheck)
+        except Exception as exc:  # without fresh data nothing is released
+            return self._close(intents, [Outcome(d.with_outcome("failed", f"re-read before release failed: "
+                                                                          f"{describe(exc)}")) for d in batch])
+        return self._close(intents, list(pool.map(self._delete, fresh)))
+
+    def _reread(self, batch: list[Decision], recheck: Recheck) -> list[Decision]:
+        """Each decision made again on the allocation and owner as QRS holds them now (a few requests)."""
+        current: dict[str, Allocation] = {}
+        for license_type in dict.fromkeys(d.license_type for d in batch):
+            ids = [d.allocation.id for d in batch if d.license_type == license_type]
+            for found in self.client.allocations_by_id(license_type, ids):
+                current[found.id] = found.model_copy(update={"licenseType": license_type})
+        owner_ids = sorted({a.user.id for a in current.values() if a.user is not None and a.user.id})
+        owners = {u.id: u for u in self.client.users_by_id(owner_ids)} if owner_ids else {}
+        again = []
+        for decision in batch:
+            allocation = current.get(decision.allocation.id)
+            if allocation is None:
+                again.append(decision.with_outcome("skip", GONE_ON_READ))
+                continue
+            owner = owners.get(allocation.user.id or "") if allocation.user is not None else None
+            again.append(recheck(allocation, owner))
         return again
 
-    def _audit(self, decision: Decision, kind: str) -> None:
+    def _delete(self, decision: Decision) -> Outcome:
+        """One DELETE, confirmed by a re-read whenever its answer is not clear; never blindly repeated."""
+        if decision.action != "release":
+            return Outcome(decision)
+        error = self._send_delete(decision)
+        if error is None:
+            return Outcome(decision)
+        if isinstance(error, QrsNotFound):
+            return Outcome(decision.with_outcome("skip", GONE_ON_DELETE))
+        state = "present" if _refused(error) else self._state_of(decision.allocation)
+        if state == "present" and not _refused(error):  # the DELETE did not happen: one more, the last
+            second = self._send_delete(decision)
+            if second is None or isinstance(second, QrsNotFound):
+                return Outcome(decision.with_outcome("release", f"{decision.reason}; released by a second DELETE "
+                                                                f"after {describe(error)}"))
+            error = second
+            state = "present" if _refused(second) else self._state_of(decision.allocation)
+        if state in ("gone", "quarantined"):
+            return Outcome(decision.with_outcome(
+                "release", f"{decision.reason}; confirmed by re-read ({state}) after {describe(error)}"))
+        if state == "unknown":
+            return Outcome(decision.with_outcome("failed", f"outcome unknown: {describe(error)}"), confirmed=False)
+        return Outcome(decision.with_outcome("failed", describe(error)))
+
+    def _send_delete(self, decision: Decision) -> Exception | None:
+        try:
+            self.client.delete_allocation(decision.license_type, decision.allocation.id)
+        except Exception as exc:  # each allocation is isolated; the caller sorts out what the error means
+            return exc
+        return None
+
+    def _state_of(self, before: Allocation) -> str:
+        """``gone``, ``quarantined`` (by Qlik, as the result of our DELETE), ``present`` or ``unknown``."""
+        try:
+            found = self.client.allocations_by_id(before.licenseType, [before.id])
+        except Exception as exc:
+            logger.warning("re-read after a failed DELETE failed", extra={"allocationId": before.id,
+                                                                          "error": describe(exc)})
+            return "unknown"
+        if not found:
+            return "gone"
+        return "quarantined" if found[0].quarantined and not before.quarantined else "present"
+
+    # --- records -----------------------------------------------------------------------------------------------
+
+    def _close(self, intents: list[Record], outcomes: list[Outcome]) -> list[Decision]:
+        """Audit the outcomes; a confirmed one also closes its intent (the same record, no longer open). A lost
+        audit write is logged loudly: the release stays as it is, and the next run's reconcile completes it."""
+        records = self._records([o.decision for o in outcomes], "release-outcome")
+        for record, outcome in zip(records, outcomes, strict=True):
+            if not outcome.confirmed:
+                record["unconfirmed"] = True
+        records += [{**intent, "open": False} for intent, o in zip(intents, outcomes, strict=True) if o.confirmed]
+        try:
+            self.audit.write_many(records)
+        except Exception as exc:
+            logger.error("audit of release outcomes failed", extra={
+                "runId": self.run_id, "error": describe(exc), "allocations": [i["allocationId"] for i in intents]})
+        for outcome in outcomes:
+            self._log(outcome.decision)
+        return [o.decision for o in outcomes]
+
+    def _records(self, decisions: Sequence[Decision], kind: str) -> list[Record]:
         from butler.sinks.audit import decision_record
 
-        self.audit.write(decision_record(decision, kind, run_id=self.run_id, actor=self.actor, at=self.clock(),
-                                         dry_run=self.dry_run))
+        at = self.clock()
+        return [decision_record(d, kind, run_id=self.run_id, actor=self.actor, at=at, dry_run=self.dry_run)
+                for d in decisions]
 
     def _log(self, outcome: Decision) -> None:
         fields = {"runId": self.run_id, "allocationId": outcome.allocation.id, "licenseType": outcome.license_type,
@@ -129,15 +237,6 @@ class ReleaseExecutor:
             logger.warning("license release failed", extra=fields)
         else:
             getattr(logger, self.log_level)("license release", extra=fields)
-
-    def _notify(self, outcome: Decision) -> None:
-        if self.notifier is None:
-            return
-        try:
-            self.notifier.release_notice(outcome, run_id=self.run_id, actor=self.actor)
-        except Exception as exc:  # the release happened; a lost notice must not turn it into a failure
-            logger.error("release notice failed", extra={"allocationId": outcome.allocation.id,
-                                                         "error": describe(exc)})
 
     def _write_events(self, outcomes: Sequence[Decision]) -> None:
         if self.influx is None:
@@ -149,4 +248,5 @@ class ReleaseExecutor:
             self.influx.write(points)
         except Exception as exc:  # the releases are done and audited; the events are for dashboards
             # Only the type: an HTTP error from InfluxDB 1.x may quote a URL holding its credentials.
-            logger.error("writing license_release events to InfluxDB failed", extra={"error": type(exc).__name__})
+            self.influx_error = f"writing license_release events to InfluxDB failed ({type(exc).__name__})"
+            logger.error(self.influx_error)

@@ -16,15 +16,20 @@ DynamoDB key design (one table, on-demand; the SAM template creates exactly this
 =======================  ===============================  ==============================================
 record                   pk / sk                          GSI keys
 =======================  ===============================  ==============================================
-run                      ``RUN#<runId>`` / ``RUN``        byTime: ``RUNS#<YYYY-MM>`` / ``<startedAt>#<runId>``
+run                      ``RUN#<runId>`` / ``RUN``        byTime: ``RUNS#<YYYY-MM>`` / ``<startedAt>#<runId>``;
+                                                          byUser, while running: ``OPEN#RUNS`` / ``<startedAt>``
 decision                 ``RUN#<runId>`` /                byUser: ``USER#<dir>\\<userid>`` (casefolded) /
                          ``DECISION#<type>#<allocId>``    ``<at>#<runId>#<kind>``
-release-intent           ``RUN#<runId>`` /                byUser (as above)
-                         ``RELEASE#<allocId>#1-INTENT``
+release-intent           ``RUN#<runId>`` /                byUser (as above); byTime, while open:
+                         ``RELEASE#<allocId>#1-INTENT``   ``OPEN#RELEASES`` / ``<at>#<runId>#<allocId>``
 release-outcome          ``RUN#<runId>`` /                byUser (as above); byTime, only when released:
                          ``RELEASE#<allocId>#2-OUTCOME``  ``RELEASES#<YYYY-MM>`` / ``<at>#<allocationId>``
 lock (butler.lock)       ``LOCK#<name>`` / ``LOCK``       none
 =======================  ===============================  ==============================================
+
+An intent is written ``open`` before the DELETE and rewritten closed with its confirmed outcome; a run record is
+rewritten when the run ends. So the ``OPEN#`` partitions hold exactly what a crash left behind (``reconcile``).
+A record written again replaces the earlier one (DynamoDB by key; the JSON Lines file by reading the last).
 
 So: all records of a run = Query pk; one user's history = Query byUser; releases (or runs) in a time window =
 Query byTime per month with a ``between`` on the sort key. Retention: TTL attribute ``expiresAt`` (epoch seconds,
@@ -62,6 +67,7 @@ TABLE_SCHEMA: dict[str, Any] = {
     "TimeToLiveSpecification": {"AttributeName": "expiresAt", "Enabled": True},
 }
 KEY_ATTRIBUTES = ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "expiresAt")
+OPEN_RUNS, OPEN_RELEASES = "OPEN#RUNS", "OPEN#RELEASES"
 
 
 def create_table(table_name: str, client: Any = None) -> None:
@@ -90,6 +96,10 @@ class AuditTrail(AuditSink, Protocol):
 
     def releases_between(self, start: datetime, end: datetime) -> list[Record]: ...
 
+    def open_intents(self) -> list[Record]: ...
+
+    def open_runs(self) -> list[Record]: ...
+
 
 def decision_record(decision: Decision, kind: str, *, run_id: str, actor: str, at: datetime,
                     dry_run: bool) -> Record:
@@ -117,8 +127,11 @@ def item_keys(record: Record) -> dict[str, str]:
     """The DynamoDB key attributes of a record (see the module docstring)."""
     kind, run_id = record["kind"], record["runId"]
     if kind == "run":
-        return {"pk": f"RUN#{run_id}", "sk": "RUN",
+        keys = {"pk": f"RUN#{run_id}", "sk": "RUN",
                 "gsi2pk": f"RUNS#{record['startedAt'][:7]}", "gsi2sk": f"{record['startedAt']}#{run_id}"}
+        if record.get("status") == "running":
+            keys |= {"gsi1pk": OPEN_RUNS, "gsi1sk": f"{record['startedAt']}#{run_id}"}
+        return keys
     allocation = record["allocationId"]
     sk = {"decision": f"DECISION#{record['licenseType']}#{allocation}",
           "release-intent": f"RELEASE#{allocation}#1-INTENT",
@@ -128,7 +141,21 @@ def item_keys(record: Record) -> dict[str, str]:
             "gsi1sk": f"{record['at']}#{run_id}#{kind}"}
     if kind == "release-outcome" and record["action"] == "release":
         keys |= {"gsi2pk": f"RELEASES#{record['at'][:7]}", "gsi2sk": f"{record['at']}#{allocation}"}
+    if kind == "release-intent" and record.get("open"):
+        keys |= {"gsi2pk": OPEN_RELEASES, "gsi2sk": f"{record['at']}#{run_id}#{allocation}"}
     return keys
+
+
+def latest(records: Iterable[Record]) -> list[Record]:
+    """The last record written under each key, in order of first appearance (what DynamoDB holds)."""
+    found: dict[tuple[str, str], Record] = {}
+    for number, record in enumerate(records):
+        try:
+            keys = item_keys(record)
+        except (KeyError, TypeError):  # a record of another shape: kept, never merged
+            keys = {"pk": f"#{number}", "sk": ""}
+        found[keys["pk"], keys["sk"]] = record
+    return list(found.values())
 
 
 def user_partition(directory: str, user_id: str) -> str:
@@ -221,6 +248,18 @@ class DynamoDbAuditSink:
                                    & Key("gsi2sk").between(low, high))
         return records
 
+    def open_intents(self) -> list[Record]:
+        """Release intents not yet closed by a confirmed outcome, oldest first."""
+        from boto3.dynamodb.conditions import Key
+
+        return self._query(IndexName="byTime", KeyConditionExpression=Key("gsi2pk").eq(OPEN_RELEASES))
+
+    def open_runs(self) -> list[Record]:
+        """Run records still ``running``, oldest first."""
+        from boto3.dynamodb.conditions import Key
+
+        return self._query(IndexName="byUser", KeyConditionExpression=Key("gsi1pk").eq(OPEN_RUNS))
+
 
 # --- JSON Lines ----------------------------------------------------------------------------------------------
 
@@ -242,11 +281,12 @@ class JsonLinesAuditSink:
             handle.write(lines)
 
     def records(self) -> list[Record]:
+        """The records as the DynamoDB table would hold them: the last one written under each key."""
         if not self.path.exists():
             return []
         with self._lock:
             text = self.path.read_text(encoding="utf-8")
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+        return latest(json.loads(line) for line in text.splitlines() if line.strip())
 
     def records_for_run(self, run_id: str) -> list[Record]:
         return [r for r in self.records() if r.get("runId") == run_id]
@@ -260,3 +300,10 @@ class JsonLinesAuditSink:
         low, high = iso(start) or "", iso(end) or ""
         return [r for r in self.records() if r.get("kind") == "release-outcome" and r.get("action") == "release"
                 and low <= r["at"] <= high]
+
+    def open_intents(self) -> list[Record]:
+        return sorted((r for r in self.records() if r.get("kind") == "release-intent" and r.get("open")),
+                      key=lambda r: str(r["at"]))
+
+    def open_runs(self) -> list[Record]:
+        return [r for r in self.records() if r.get("kind") == "run" and r.get("status") == "running"]

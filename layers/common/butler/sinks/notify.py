@@ -1,39 +1,58 @@
-"""Release notices: one SNS message per released allocation (``NOTIFY_TOPIC_ARN``; optional).
+"""Administrators' notices: one SNS digest per run (``NOTIFY_TOPIC_ARN``; optional), never one per release.
 
-The message attributes ``licenseType``, ``userDirectory`` and ``userId`` let subscriptions filter: an
-administrators' mailbox takes them all, a forwarder that writes to the users themselves takes its directory's.
+A 400-release run sends one message: the counts, the released users and the failures. The message attributes
+``kind`` (``run-digest``), ``dryRun`` and ``failed`` let subscriptions filter (say, failures only).
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from butler.licenses.policy import Decision
 
-REASSIGN_NOTE = ("A license will be assigned again on the user's next use of Qlik Sense, "
-                 "if the license rules allow it.")
+REASSIGN_NOTE = ("A license is assigned again on the user's next use of Qlik Sense if the license rules allow it; "
+                 "`butler reinstate` gives it back at once.")
+LISTED_MAX = 200  # users listed by name; SNS messages stay well under their 256 KB limit
 
 
 class Notifier(Protocol):
-    def release_notice(self, decision: Decision, *, run_id: str, actor: str) -> None: ...
+    def run_digest(self, run_id: str, decisions: Sequence[Decision], *, actor: str, dry_run: bool,
+                   note: str | None = None) -> None: ...
 
 
-def notice_text(decision: Decision, *, run_id: str, actor: str) -> tuple[str, str]:
-    """(subject, message) of the notice for one release."""
-    user = f"{decision.user_directory}\\{decision.user_id}"
-    days = "unknown" if decision.days_inactive is None else f"{decision.days_inactive:.1f}"
-    subject = f"Qlik Sense {decision.license_type} license released: {user}"
-    subject = subject.encode("ascii", "replace").decode()[:100]  # SNS: printable ASCII, at most 100 characters
-    message = "\n".join([
-        f"The {decision.license_type} access allocation of {user} was released.",
-        f"Days inactive: {days}",
-        f"Reason: {decision.reason}",
-        f"Allocation id: {decision.allocation.id}",
-        f"Released by: {actor} (run {run_id})",
-        "",
-        REASSIGN_NOTE,
-    ])
-    return subject, message
+def worth_sending(decisions: Sequence[Decision]) -> bool:
+    return any(d.action in ("release", "failed") for d in decisions)
+
+
+def digest_text(run_id: str, decisions: Sequence[Decision], *, actor: str, dry_run: bool,
+                note: str | None = None) -> tuple[str, str]:
+    """(subject, message) of one run's digest."""
+    counts = Counter(d.action for d in decisions)
+    released = [d for d in decisions if d.action == "release"]
+    failed = [d for d in decisions if d.action == "failed"]
+    subject = (f"Qlik Sense licenses: {len(released)} released, {len(failed)} failed"
+               f"{' (dry run)' if dry_run else ''}")[:100]  # SNS: at most 100 characters
+    lines = [f"Run {run_id} by {actor}{' (dry run)' if dry_run else ''}.",
+             "Counts: " + ", ".join(f"{action} {n}" for action, n in sorted(counts.items()))]
+    if note:
+        lines.append(f"Note: {note}")
+    lines += _section("Released", released) + _section("FAILED", failed)
+    lines += ["", REASSIGN_NOTE]
+    return subject.encode("ascii", "replace").decode(), "\n".join(lines)
+
+
+def _section(title: str, decisions: Sequence[Decision]) -> list[str]:
+    if not decisions:
+        return []
+    lines = ["", f"{title} ({len(decisions)}):"]
+    for d in decisions[:LISTED_MAX]:
+        days = "never used" if d.allocation.lastUsed is None else f"{d.days_inactive or 0:.1f} days inactive"
+        lines.append(f"- {d.user_directory}\\{d.user_id} {d.license_type} ({days}): {d.reason}")
+    if len(decisions) > LISTED_MAX:
+        lines.append(f"... and {len(decisions) - LISTED_MAX} more (butler audit --run)")
+    return lines
 
 
 class SnsNotifier:
@@ -43,13 +62,17 @@ class SnsNotifier:
         self.topic_arn = topic_arn
         self.client = client or boto3.client("sns")
 
-    def release_notice(self, decision: Decision, *, run_id: str, actor: str) -> None:
-        subject, message = notice_text(decision, run_id=run_id, actor=actor)
+    def run_digest(self, run_id: str, decisions: Sequence[Decision], *, actor: str, dry_run: bool,
+                   note: str | None = None) -> None:
+        if not worth_sending(decisions) and not note:
+            return
+        subject, message = digest_text(run_id, decisions, actor=actor, dry_run=dry_run, note=note)
+        failed = sum(1 for d in decisions if d.action == "failed")
         self.client.publish(
             TopicArn=self.topic_arn, Subject=subject, Message=message,
             MessageAttributes={
-                "licenseType": {"DataType": "String", "StringValue": decision.license_type},
-                "userDirectory": {"DataType": "String", "StringValue": decision.user_directory or "-"},
-                "userId": {"DataType": "String", "StringValue": decision.user_id or "-"},
+                "kind": {"DataType": "String", "StringValue": "run-digest"},
+                "dryRun": {"DataType": "String", "StringValue": str(dry_run).lower()},
+                "failed": {"DataType": "Number", "StringValue": str(failed)},
             },
         )
