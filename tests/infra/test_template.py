@@ -232,13 +232,17 @@ def test_each_function_gets_only_what_it_uses(cfn: dict[str, Any]) -> None:
     table = json.dumps({"Fn::GetAtt": ["AuditTable", "Arn"]}, sort_keys=True)
     topic = json.dumps({"Ref": "NoticeTopic"}, sort_keys=True)
     collect, evaluate, api = (_function_grants(cfn, f) for f in FUNCTIONS)
+    notices = {"sns:Publish", "ses:SendEmail", "ses:SendRawEmail"}  # SES only with NoticeSenderAddress
+    audit = {"dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:Query"}  # Query: open intents (reconcile)
     assert set(collect) == {"secretsmanager:GetSecretValue", "sqs:SendMessage"}
-    assert set(evaluate) == {"secretsmanager:GetSecretValue", "sqs:SendMessage", "sns:Publish", "dynamodb:PutItem",
-                             "dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:DeleteItem"}
-    assert set(api) == {"secretsmanager:GetSecretValue", "sns:Publish", "dynamodb:PutItem", "dynamodb:BatchWriteItem"}
+    assert set(evaluate) == {"secretsmanager:GetSecretValue", "sqs:SendMessage", *notices, *audit,
+                             "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}  # the run lock
+    assert set(api) == {"secretsmanager:GetSecretValue", *notices, *audit}
+    index = json.dumps({"Fn::Sub": "${AuditTable.Arn}/index/*"}, sort_keys=True)
     for grants in (evaluate, api):
         assert grants["sns:Publish"] == {topic}
         assert grants["dynamodb:PutItem"] == {table}
+        assert grants["dynamodb:Query"] == {index}
     certificate = json.dumps({"Fn::If": ["CreateCertificateSecret", {"Ref": "CertificateSecret"},
                                          {"Ref": "CertificateSecretArn"}]}, sort_keys=True)
     for grants in (collect, evaluate, api):

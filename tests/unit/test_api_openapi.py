@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from butler.api.openapi import DEFAULT_PATH, main, openapi_json
+from butler.api.routes import ROUTES
 
 COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 
@@ -37,3 +38,42 @@ def test_the_document_describes_the_three_operations_behind_sigv4() -> None:
     assert {"200", "404", "409", "422", "502", "503"} <= set(release["responses"])
     status = document["components"]["schemas"]["TypeStatus"]["required"]
     assert status == ["total", "allocated", "available", "utilization", "used", "quarantined", "excess"]
+
+
+def test_each_operation_lists_exactly_the_status_codes_it_can_answer() -> None:
+    document = json.loads(COMMITTED.read_text())
+    codes = {(path, method): sorted(op["responses"]) for path, item in document["paths"].items()
+             for method, op in item.items()}
+    upstream = ["500", "502", "503", "504"]
+    assert codes == {("/v4/licenses/status", "get"): ["200", "400", *upstream],  # no parameter: no 422
+                     ("/v4/licenses/user/{userId}", "get"): ["200", "400", "404", "409", "422", *upstream],
+                     ("/v4/licenses/user/{userId}", "delete"): ["200", "400", "404", "409", "422", *upstream]}
+    error = {"$ref": "#/components/schemas/ErrorBody"}
+    for item in document["paths"].values():
+        for op in item.values():
+            for code, answer in op["responses"].items():
+                assert answer["description"] and "Validation Error" not in answer["description"], (code, answer)
+                if code not in ("200", "422"):
+                    assert answer["content"]["application/json"]["schema"] == error
+    delete = document["paths"]["/v4/licenses/user/{userId}"]["delete"]["responses"]
+    assert "licenseType not professional or analyzer" in delete["422"]["description"]
+    assert "protection rule" in delete["409"]["description"]
+    assert "ResponseValidationError" not in document["components"]["schemas"]
+
+
+def test_the_route_table_behind_405_answers_is_the_documents() -> None:
+    document = json.loads(COMMITTED.read_text())
+    documented = {(path, method.upper()) for path, item in document["paths"].items() for method in item}
+    table = {(path.replace("<", "{").replace(">", "}"), method) for path, methods in ROUTES.items()
+             for method in methods}
+    assert table == documented
+
+
+def test_the_readme_names_every_status_code_of_the_document() -> None:
+    readme = (COMMITTED.parents[1] / "README.md").read_text()
+    api = readme.split("## The API", 1)[1].split("\n## ", 1)[0]
+    document = json.loads(COMMITTED.read_text())
+    for item in document["paths"].values():
+        for op in item.values():
+            for code in op["responses"]:
+                assert f"\n| {code} |" in api, code

@@ -1,15 +1,22 @@
 """Fixtures of the /v4 API tests: one scenario (dates relative to now) on a simulator over mutual TLS, its
-config file, and views of the simulator's state."""
+config file, views of the simulator's state, and ``butler serve`` in a subprocess."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
+
+from butler.sinks.audit import JsonLinesAuditSink
 
 LICENSES = {"professional": {"total": 10}, "analyzer": {"total": 20},
             "analyzerTime": {"allocatedMinutes": 6000, "usedMinutes": 120, "unavailableMinutes": 60}}
@@ -89,3 +96,52 @@ def api_config(api_sim: Any, write_config: Callable[..., Path]) -> Callable[...,
         return write_config(api_sim, {"licenseManagement": {**MANAGEMENT, **management}})
 
     return write
+
+
+class Served:
+    """A running ``butler serve``: its URL, its audit file and its standard error (the JSON request log)."""
+
+    def __init__(self, url: str, audit_file: Path, stderr: Path) -> None:
+        self.url, self.audit_file, self.stderr = url, audit_file, stderr
+
+    def call(self, method: str, user: str | None = None, **params: str) -> tuple[int, dict[str, Any]]:
+        path = "/v4/licenses/status" if user is None else "/v4/licenses/user/" + quote(user, safe="")
+        answer = requests.request(method, self.url + path, params=params, timeout=30)
+        assert answer.headers["Content-Type"].startswith("application/json")
+        return answer.status_code, answer.json()
+
+    def audit(self) -> list[dict[str, Any]]:
+        """The audit records as the trail holds them (a record written again replaces the earlier one)."""
+        return JsonLinesAuditSink(self.audit_file).records()
+
+
+def ready_url(process: subprocess.Popen[str], timeout: float) -> str:
+    line: list[str] = []
+    reader = threading.Thread(target=lambda: line.append(process.stdout.readline() if process.stdout else ""))
+    reader.start()
+    reader.join(timeout)
+    assert line and line[0].startswith("READY "), f"butler serve did not start: {line}"
+    # keep reading its JSON log lines, so that a full pipe never blocks the server
+    threading.Thread(target=lambda: process.stdout and process.stdout.read(), daemon=True).start()
+    return line[0].split()[1]
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[[Path], Served]]:
+    processes: list[subprocess.Popen[str]] = []
+    env = {k: v for k, v in os.environ.items() if k not in ("AUDIT_TABLE", "NOTIFY_TOPIC_ARN", "LOCK_TABLE")}
+
+    def start(config: Path) -> Served:
+        audit_file, stderr = tmp_path / "audit.jsonl", tmp_path / f"serve-{len(processes)}.stderr"
+        with stderr.open("w") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "butler", "serve", "--port", "0", "--config", str(config),
+                 "--audit-file", str(audit_file)],
+                stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+        processes.append(process)
+        return Served(ready_url(process, 30), audit_file, stderr)
+
+    yield start
+    for process in processes:
+        process.terminate()
+        assert process.wait(10) == 0  # SIGTERM is a clean stop

@@ -40,6 +40,12 @@ def rest_event(method: str, user: str | None = None, **query: str) -> dict[str, 
     return event
 
 
+def decisions(records: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(kind, action) of audit records: a refusal or a dry run is audited as decisions, a release as intent and
+    outcome."""
+    return [(r["kind"], r["action"]) for r in records]
+
+
 @dataclass
 class Aws:
     table: str
@@ -98,20 +104,21 @@ def test_release_is_audited_in_dynamodb_with_the_iam_caller_and_noticed(
     assert [(r["kind"], r["actor"], r["action"], r["runId"]) for r in records] == [
         ("release-intent", ADMIN_ARN, "release", body["runId"]),
         ("release-outcome", ADMIN_ARN, "release", body["runId"])]
-    [notice] = aws.notices()
-    assert "DOMAIN\\jdoe" in notice["Subject"] and ADMIN_ARN in notice["Message"]
+    [digest] = aws.notices()  # the administrators' digest of the request's run
+    assert "1 released" in digest["Subject"] and "DOMAIN\\jdoe" in digest["Message"] and ADMIN_ARN in digest["Message"]
 
 
 def test_protected_user_is_409_then_forced(handler: Callable[..., tuple[int, dict[str, Any]]], aws: Aws,
                                            sim_view: SimView) -> None:
     status, body = handler(rest_event("DELETE", "DOMAIN\\vip"))
     assert status == 409 and body["protections"] == ["exclusions.tags: VIP-User"]
-    assert aws.audit("DOMAIN", "vip") == [] and aws.notices() == []
+    assert decisions(aws.audit("DOMAIN", "vip")) == [("decision", "protected")] and aws.notices() == []
     status, body = handler(rest_event("DELETE", "vip", userDirectory="DOMAIN", force="true",
                                       licenseType="professional"))
     assert status == 200 and body["released"] == 1
     assert sim_view.allocations_of("DOMAIN", "vip") == []
-    assert [r["kind"] for r in aws.audit("DOMAIN", "vip")] == ["release-intent", "release-outcome"]
+    assert sorted(decisions(aws.audit("DOMAIN", "vip"))) == [
+        ("decision", "protected"), ("release-intent", "release"), ("release-outcome", "release")]
 
 
 def test_dry_run_configuration(handler: Callable[..., tuple[int, dict[str, Any]]], aws: Aws,
@@ -119,7 +126,7 @@ def test_dry_run_configuration(handler: Callable[..., tuple[int, dict[str, Any]]
     status, body = handler(EVENT, dryRun=True)
     assert status == 200 and body["dryRun"] is True and body["allocations"][0]["action"] == "would-release"
     assert len(sim_view.allocations_of("DOMAIN", "jdoe")) == 1
-    assert aws.audit("DOMAIN", "jdoe") == [] and aws.notices() == []
+    assert decisions(aws.audit("DOMAIN", "jdoe")) == [("decision", "would-release")] and aws.notices() == []
 
 
 def test_caller_falls_back_to_unknown_and_lookups_answer(handler: Callable[..., tuple[int, dict[str, Any]]]) -> None:

@@ -2,15 +2,16 @@
 
 Routes are thin: parse and check the request, call ``LicenseService``, shape the answer. Every failure is JSON
 ``{"message": ...}``: bad input is 400 (422 for a parameter that fails its schema), unknown user or no license
-404, ambiguity or a protection rule 409, QRS trouble 502/503/504. The user id path segment arrives URL-encoded
-(API Gateway REST passes the raw path); it is decoded here, once.
+404, a method the route lacks 405, ambiguity or a protection rule 409, trouble with QRS, the certificates,
+secrets or AWS 502/503/504 (``errors.from_outside``); 500 only for an invalid deployment or a bug. The user id
+path segment arrives URL-encoded (API Gateway REST passes the raw path); it is decoded here, once.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -25,30 +26,68 @@ from butler.api.identity import MAX_PART_LENGTH, parse_user
 from butler.api.models import ErrorBody, LicenseStatus, LicenseTypeName, ReleaseResult, UserLicenses
 from butler.config import ConfigError
 from butler.observability import logger
-from butler.qrs import QrsError, QrsTlsError
+from butler.qrs import QrsTlsError
 from butler.qrs.certs import CertificateError
 
 STATUS_PATH = "/v4/licenses/status"
 USER_PATH = "/v4/licenses/user/<userId>"
-_KNOWN_PATHS = {re.compile(r"^/v4/licenses/status$"): "GET", re.compile(r"^/v4/licenses/user/[^/]*$"): "GET, DELETE"}
+# Every route and its methods: the 405's Allow header here and in ``butler serve`` (a test keeps it in step with
+# the resolver's routes).
+ROUTES: dict[str, tuple[str, ...]] = {STATUS_PATH: ("GET",), USER_PATH: ("GET", "DELETE")}
+DECLARED_METHODS = frozenset(method for methods in ROUTES.values() for method in methods)
+_ROUTE_PATTERNS = [(re.compile("^" + re.sub(r"<\w+>", "[^/]*", path) + "$"), methods)
+                   for path, methods in ROUTES.items()]
 
-UserIdPath = Annotated[str, Path(description="DIRECTORY\\userid, URL-encoded (DOMAIN%5Cjdoe), or a bare userid")]
+UserIdPath = Annotated[str, Path(
+    description="DIRECTORY\\userid URL-encoded (DOMAIN%5Cjdoe: a raw backslash or slash is not accepted), or a bare "
+                "userid (then userDirectory names its directory, or every directory is searched). Each part: 1 to "
+                "255 characters, no control characters, at most one backslash.")]
 UserDirectoryQuery = Annotated[str | None, Query(
     description="the user directory of a bare userid", min_length=1, max_length=MAX_PART_LENGTH)]
 LicenseTypeQuery = Annotated[LicenseTypeName | None, Query(description="release only this type's allocation")]
 ForceQuery = Annotated[bool, Query(description="release even when a protection rule holds")]
 
+# The error answers, exactly as they occur; each route lists the ones it can give.
+ERROR_TEXTS = {
+    400: "Bad input: an unknown query parameter (a misspelt one never widens a release), or a userId that is empty, "
+         "longer than 255 characters, not URL-encoded UTF-8, holds control characters or more than one backslash, "
+         "names another directory than userDirectory, or holds a raw character that must be URL-encoded",
+    404: "No such user in QRS, or the user holds no professional or analyzer access allocation",
+    409: "A bare userId that exists in several user directories; userDirectories names them",
+    422: "A query parameter fails its schema ({}), or is given twice; detail lists each problem",
+    500: "The deployment's configuration is invalid, or a bug; never caused by the request",
+    502: "QRS answered with an error or a malformed answer, or the QRS certificates (files or Secrets Manager "
+         "secret) are missing, unreadable or rejected",
+    503: "QRS or Secrets Manager is unreachable or unavailable",
+    504: "QRS or Secrets Manager did not answer in time",
+}
+# What makes each query parameter fail its schema (the 422 of the operations that take it).
+SCHEMA_FAILURES = {"userDirectory": "userDirectory empty or longer than 255 characters",
+                   "licenseType": "licenseType not professional or analyzer", "force": "force not true or false"}
+_RELEASE_ERRORS = {
+    409: "A bare userId in several user directories (userDirectories names them), or a protection rule holds: "
+         "nothing was released (protections and allocations say which; force=true releases anyway)",
+    502: ERROR_TEXTS[502] + "; a secret the release needs (InfluxDB) cannot be read or AWS refused to set up the "
+         "audit table or notices; or a release failed, e.g. QRS refused the DELETE or DynamoDB the audit record "
+         "(the answer then lists each allocation's outcome)",
+    503: "QRS or an AWS service (Secrets Manager, DynamoDB) is unreachable or unavailable",
+    504: "QRS or an AWS service did not answer in time",
+}
 
-def _answers(model: type, description: str, *codes: int) -> dict[int, Any]:
-    texts = {400: "Malformed input", 404: "Unknown user, or no license allocated",
-             409: "Ambiguous user id, or a protection rule holds",
-             502: "QRS error, certificate problem, or a failed release (the answer lists each allocation)",
-             503: "QRS unreachable or unavailable", 504: "QRS did not answer in time"}
-    json_of = content_types.APPLICATION_JSON
+
+def _answers(model: type, description: str, codes: Sequence[int],
+             texts: Mapping[int, str] | None = None) -> dict[int, Any]:
+    """The operation's documented answers: 200 and ``codes`` (Powertools adds 422 and 500, see openapi.py)."""
+    json_of, texts = content_types.APPLICATION_JSON, {**ERROR_TEXTS, **(texts or {})}
     answers: dict[int, Any] = {200: {"description": description, "content": {json_of: {"model": model}}}}
     for code in codes:
         answers[code] = {"description": texts[code], "content": {json_of: {"model": ErrorBody}}}
     return answers
+
+
+def allowed_methods(path: str) -> tuple[str, ...] | None:
+    """The methods of the route a raw path names; None when no route does."""
+    return next((methods for pattern, methods in _ROUTE_PATTERNS if pattern.match(path)), None)
 
 
 def create_app(backend: Backend) -> APIGatewayRestResolver:
@@ -66,7 +105,8 @@ def _add_routes(app: APIGatewayRestResolver, backend: Backend) -> None:
     @app.get(STATUS_PATH, operation_id="getLicenseStatus", summary="License status", tags=["licenses"],
              description="Live from QRS's access type overview: per access type total, allocated, available, "
                          "utilization (percent), used, quarantined, excess; Analyzer Capacity in minutes.",
-             responses=_answers(LicenseStatus, "License status", 400, *upstream))
+             responses=_answers(LicenseStatus, "License status", (400, *upstream),
+                                {400: "Bad input: a query parameter (the route takes none)"}))
     def get_status() -> LicenseStatus:
         _only_parameters(app, set())
         return LicenseStatus.model_validate(backend.service().status())
@@ -75,7 +115,7 @@ def _add_routes(app: APIGatewayRestResolver, backend: Backend) -> None:
              description="The user's allocations with lastUsed, daysInactive and quarantine, the protection rules "
                          "that hold (as the evaluation report names them), and when the scheduled evaluation would "
                          "release each allocation under the current configuration.",
-             responses=_answers(UserLicenses, "The user's licenses", 400, 404, 409, *upstream))
+             responses=_answers(UserLicenses, "The user's licenses", (400, 404, 409, *upstream)))
     def get_user(userId: UserIdPath, userDirectory: UserDirectoryQuery = None) -> UserLicenses:
         _only_parameters(app, {"userDirectory"})
         ref = parse_user(userId, userDirectory)
@@ -84,9 +124,10 @@ def _add_routes(app: APIGatewayRestResolver, backend: Backend) -> None:
     @app.delete(USER_PATH, operation_id="releaseUserLicenses", summary="Release a user's licenses", tags=["licenses"],
                 description="Releases the user's professional and analyzer allocations (or one licenseType's) "
                             "through the scheduled run's executor: re-read before DELETE, audited with the caller's "
-                            "IAM identity, SNS notice. 409 when a protection rule holds, unless force=true. In a "
-                            "dry-run configuration nothing is released and the answer says dryRun: true.",
-                responses=_answers(ReleaseResult, "What was released", 400, 404, 409, *upstream))
+                            "IAM identity, the administrators' SNS digest. 409 when a protection rule holds, unless "
+                            "force=true. In a dry-run configuration nothing is released and the answer says "
+                            "dryRun: true.",
+                responses=_answers(ReleaseResult, "What was released", (400, 404, 409, *upstream), _RELEASE_ERRORS))
     def delete_user(userId: UserIdPath, userDirectory: UserDirectoryQuery = None,
                     licenseType: LicenseTypeQuery = None, force: ForceQuery = False) -> ReleaseResult:
         _only_parameters(app, {"userDirectory", "licenseType", "force"})
@@ -122,11 +163,6 @@ def _add_error_handlers(app: APIGatewayRestResolver, backend: Backend) -> None:
             logger.warning("upstream failure", extra={"status": exc.status, "reason": exc.message})
         return _json(exc.status, exc.body())
 
-    def qrs_error(exc: Exception) -> Response[str]:
-        if isinstance(exc, QrsTlsError | CertificateError):
-            backend.forget_client()  # the next request re-reads the (maybe rotated) certificate secret
-        return api_error(errors.from_qrs(exc))
-
     def invalid(exc: RequestValidationError) -> Response[str]:
         detail = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type", "")}
                   for e in exc.errors()]
@@ -135,12 +171,12 @@ def _add_error_handlers(app: APIGatewayRestResolver, backend: Backend) -> None:
 
     def not_found(exc: NotFoundError) -> Response[str]:
         path, method = app.current_event.path, app.current_event.http_method.upper()
-        allowed = next((methods for pattern, methods in _KNOWN_PATHS.items() if pattern.match(path)), None)
-        if allowed and method in allowed.split(", "):  # the route exists: its {userId} segment is malformed
+        allowed = allowed_methods(path)
+        if allowed and method in allowed:  # the route exists: its {userId} segment is malformed
             return _json(400, {"message": "userId is empty or holds characters that must be URL-encoded "
                                           "(DIRECTORY%5Cuserid)"})
         if allowed:
-            return _json(405, {"message": f"method {method} not allowed; use {allowed}"}, {"Allow": allowed})
+            return method_not_allowed(method, allowed)
         return _json(404, {"message": "no such route; the API serves GET /v4/licenses/status and GET or DELETE "
                                       "/v4/licenses/user/{userId}"})
 
@@ -148,13 +184,22 @@ def _add_error_handlers(app: APIGatewayRestResolver, backend: Backend) -> None:
         logger.error("invalid configuration", extra={"problems": exc.problems})
         return _json(500, {"message": "the service's configuration is invalid", "problems": exc.problems})
 
-    def unexpected(exc: Exception) -> Response[str]:
+    def failure(exc: Exception) -> Response[str]:
+        if isinstance(exc, QrsTlsError | CertificateError):
+            backend.forget_client()  # the next request re-reads the (maybe rotated) certificate secret
+        answer = errors.from_outside(exc)
+        if answer is not None:
+            return api_error(answer)
         logger.exception("unexpected failure")
         return _json(500, {"message": f"internal error ({type(exc).__name__}); see the function's log"})
 
     app.exception_handler(errors.ApiError)(api_error)
-    app.exception_handler([QrsError, CertificateError])(qrs_error)
     app.exception_handler(RequestValidationError)(invalid)
     app.exception_handler(NotFoundError)(not_found)
     app.exception_handler(ConfigError)(bad_config)
-    app.exception_handler(Exception)(unexpected)
+    app.exception_handler(Exception)(failure)  # QRS, certificates, secrets, AWS: 502/503/504; anything else 500
+
+
+def method_not_allowed(method: str, allowed: tuple[str, ...]) -> Response[str]:
+    methods = ", ".join(allowed)
+    return _json(405, {"message": f"method {method[:20]} not allowed; use {methods}"}, {"Allow": methods})
