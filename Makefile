@@ -21,13 +21,17 @@ $(STAMP): requirements-dev.txt layers/common/requirements.txt pyproject.toml
 
 venv install: $(STAMP)
 
-# Debian's InfluxDB 1.x: the real server the tests start on loopback. Installed when missing and we are root.
+# Debian's InfluxDB 1.x (the real server the tests start on loopback) and Debian's Chromium (the headless browser
+# the HTML report is tested in). Installed when missing and we are root, with one apt-get update.
 services:
-	@if ! command -v influxd >/dev/null 2>&1; then \
+	@missing=""; \
+	command -v influxd >/dev/null 2>&1 || missing="$$missing influxdb"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
-			echo "installing Debian's influxdb"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq influxdb >/dev/null; \
-		else echo "influxd is missing and we are not root: install Debian's influxdb" >&2; exit 1; fi; \
+			echo "installing Debian's$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else echo "missing and we are not root: install Debian's$$missing" >&2; exit 1; fi; \
 	fi
 
 lint: $(STAMP)
