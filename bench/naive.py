@@ -37,11 +37,11 @@ def dry_run(config: Config, limit: int) -> dict[str, Any]:
     rules = Rules.from_config(config.Butler.licenseManagement)
     candidates = _candidates(client, rules, now)
     started = time.perf_counter()
-    decisions = [decide(a, _user(client, a), rules, now, dry_run=True) for a in candidates[:limit]]
+    decisions = [decide(a, _user(client, a), rules, now) for a in candidates[:limit]]
     per_lookup = (time.perf_counter() - started) / max(1, len(decisions))
     return {"candidates": len(candidates), "lookups": len(decisions),
             "extrapolatedSeconds": round(per_lookup * len(candidates), 1),
-            "wouldRelease": sum(1 for d in decisions if d.action == "would-release")}
+            "wouldRelease": sum(1 for d in decisions if d.action == "release")}
 
 
 def release(config: Config, limit: int) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def release(config: Config, limit: int) -> dict[str, Any]:
     for allocation in _candidates(client, rules, now):
         if len(released) >= limit:
             break
-        decision = decide(allocation, _user(client, allocation), rules, now, dry_run=False)
+        decision = decide(allocation, _user(client, allocation), rules, now)
         if decision.action == "release":
             client.delete_allocation(allocation.licenseType, allocation.id)
             released.append(decision)

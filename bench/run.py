@@ -10,7 +10,6 @@ runs in its own process (bench/phase.py) so its peak memory is its own. Prints, 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import platform
 import shutil
@@ -24,6 +23,8 @@ from typing import Any
 
 import requests
 import yaml
+
+from butler_dev.influxd import influxd_binary, start_influxd
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -46,14 +47,10 @@ def simulator(users: int, latency_ms: int, workdir: Path) -> Iterator[dict[str, 
 
 @contextmanager
 def influxdb(workdir: Path) -> Iterator[str | None]:
-    if shutil.which("influxd") is None:
+    if influxd_binary() is None:
         yield None
         return
-    spec = importlib.util.spec_from_file_location("influxd_support", ROOT / "tests" / "support" / "influxd.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    url, stop = module.start_influxd(workdir / "influxdb")
+    url, stop = start_influxd(workdir / "influxdb")
     try:
         yield url
     finally:

@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from butler.cli import main
+
 ROOT = Path(__file__).parents[2]
 
 
@@ -30,3 +34,14 @@ def test_demo_runs_the_whole_pipeline() -> None:
     kinds = re.search(r"records by kind: (.*)", out)
     assert kinds and "release-outcome=" in kinds[1] and "run=3" in kinds[1]
     assert "arn:aws:iam::123456789012:user/qlik-admin" in out
+
+
+def test_without_the_devtools_the_demo_command_says_so_in_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """As in Lambda, where the layer holds butler but not the demo (devtools/butler_dev)."""
+    monkeypatch.setitem(sys.modules, "butler_dev", None)
+    monkeypatch.setitem(sys.modules, "butler_dev.demo", None)
+    assert main(["demo"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1 and "make demo" in err and "Traceback" not in err

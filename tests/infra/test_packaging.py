@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +17,11 @@ from tests.infra.conftest import ROOT
 CONFIG_DIR = ROOT / "config"
 LAYER_DIR = ROOT / "layers" / "common"
 LAYER_ROOT = "/opt/python"  # where Lambda mounts a Python layer's python/ folder
+PACKAGE_DIR = LAYER_DIR / "butler"
+DEVTOOLS_DIR = ROOT / "devtools" / "butler_dev"
+BUILT_LAYER = ROOT / ".aws-sam" / "check" / "ButlerLayer" / "python"  # make build-check's sam build
+# What only the demo, the tests and the benchmarks use: never in the layer, never imported by the package.
+DEV_ONLY = {"moto", "qrs_simulator", "butler_dev", "tests"}
 
 
 def environment(sam_template: dict[str, Any], function: str) -> dict[str, Any]:
@@ -120,3 +127,132 @@ def test_sample_api_event_is_a_template_route(cfn: dict[str, Any]) -> None:
     body = next(r["Properties"]["Body"] for r in cfn["Resources"].values() if r["Type"] == "AWS::ApiGateway::RestApi")
     assert sample["httpMethod"].lower() in body["paths"][sample["resource"]]
     assert sample["requestContext"]["identity"]["userArn"]  # IAM auth: API Gateway names the caller
+
+
+# --- The layer holds only what Lambda runs: no demo, no test code, no local services --------------------------
+
+
+def _files(folder: Path) -> list[Path]:
+    """Every file under ``folder`` as sam build copies it (symlinks followed: layers/common/config)."""
+    return [Path(d, f) for d, _, names in os.walk(folder, followlinks=True) for f in names if "__pycache__" not in d]
+
+
+def _dev_or_test_code(folder: Path) -> list[str]:
+    found = []
+    for path in _files(folder):
+        rel = path.relative_to(folder)
+        if (path.name in ("demo.py", "conftest.py") or path.name.startswith("test_")
+                or {"tests", "butler_dev", "qrs_simulator", "moto"} & set(rel.parts[:-1])):
+            found.append(str(rel))
+    return found
+
+
+def test_the_layer_source_has_no_demo_or_test_code() -> None:
+    """``sam build`` copies layers/common (ContentUri, BuildMethod python3.12) whole into the layer."""
+    assert _dev_or_test_code(LAYER_DIR) == []
+    assert (DEVTOOLS_DIR / "demo.py").is_file()  # the demo lives outside it
+    requirements = (LAYER_DIR / "requirements.txt").read_text(encoding="utf-8").lower()
+    assert not [name for name in ("moto", "qrs-simulator", "pytest") if name in requirements]
+
+
+def test_the_built_layer_has_no_demo_or_test_code() -> None:
+    """The layer ``make build-check`` built (make test runs it just before pytest)."""
+    built = BUILT_LAYER / "butler"
+    if not built.is_dir():
+        pytest.skip("no sam build in .aws-sam/check (make build-check)")
+    package = {str(p.relative_to(PACKAGE_DIR)) for p in _files(PACKAGE_DIR)}
+    if {str(p.relative_to(built)) for p in _files(built)} != package:
+        pytest.skip("the sam build in .aws-sam/check is older than the package (make build-check)")
+    assert _dev_or_test_code(built) == []
+    assert _dev_or_test_code(BUILT_LAYER / "config") == []
+    # no dev-only distribution pulled in by a requirement (the dependencies' own test folders are theirs)
+    assert not [p.name for p in BUILT_LAYER.iterdir() if p.name.split("-")[0].lower() in DEV_ONLY | {"pytest"}]
+
+
+def _imports(tree: ast.AST, module: str, is_package: bool) -> list[tuple[str, ast.AST]]:
+    """Absolute names of every import in ``tree`` (top-level and inside functions), with the import node."""
+    found: list[tuple[str, ast.AST]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = module.split(".")[:len(module.split(".")) - node.level + (1 if is_package else 0)]
+                base = ".".join([*parts, base] if base else parts)
+            found += [(f"{base}.{alias.name}", node) for alias in node.names]
+        # ``from a import b``: b may be a module or a name in a; both a and a.b are reported
+    return found
+
+
+def _package_modules(folder: Path, package: str) -> dict[str, Path]:
+    modules = {}
+    for path in folder.rglob("*.py"):
+        parts = path.relative_to(folder).with_suffix("").parts
+        name = ".".join((package, *parts))
+        modules[name.removesuffix(".__init__")] = path
+    return modules
+
+
+def _guarded_demo_import(tree: ast.Module) -> set[ast.AST]:
+    """The one allowed import of dev code: ``butler_dev.demo`` inside cli.cmd_demo, in a try that answers a
+    missing module with one line (Lambda never has it)."""
+    allowed: set[ast.AST] = set()
+    for function in tree.body:
+        if isinstance(function, ast.FunctionDef) and function.name == "cmd_demo":
+            for node in ast.walk(function):
+                catches = isinstance(node, ast.Try) and any(
+                    isinstance(h.type, ast.Name) and h.type.id in ("ModuleNotFoundError", "ImportError")
+                    for h in node.handlers)
+                if catches:
+                    assert isinstance(node, ast.Try)
+                    allowed |= {n for n in node.body if isinstance(n, ast.ImportFrom) and n.module == "butler_dev.demo"}
+    return allowed
+
+
+def test_no_package_module_imports_dev_or_test_code() -> None:
+    """A static scan of layers/common/butler: moto, the simulator, the devtools and the tests are never imported
+    (not even lazily), except the demo command's guarded import of butler_dev.demo."""
+    offending = []
+    for module, path in _package_modules(PACKAGE_DIR, "butler").items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        allowed = _guarded_demo_import(tree) if module == "butler.cli" else set()
+        for name, node in _imports(tree, module, path.name == "__init__.py"):
+            if name.split(".")[0] in DEV_ONLY and node not in allowed:
+                where = f"{path.relative_to(PACKAGE_DIR.parent)}:{getattr(node, 'lineno', '?')}"
+                offending.append(f"{where} imports {name}")
+    assert offending == []
+    assert _guarded_demo_import(ast.parse((PACKAGE_DIR / "cli.py").read_text(encoding="utf-8")))
+
+
+def test_the_package_has_no_import_circle() -> None:
+    """No module of butler imports, directly or through others, one that imports it back (lazy imports count)."""
+    modules = _package_modules(PACKAGE_DIR, "butler")
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        targets = set()
+        for name, _ in _imports(ast.parse(path.read_text(encoding="utf-8")), module, path.name == "__init__.py"):
+            while name and name not in modules:
+                name = name.rpartition(".")[0]
+            if name and name != module:
+                targets.add(name)
+        graph[module] = targets
+
+    def reachable(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for target in graph[todo.pop()] - seen:
+                seen.add(target)
+                todo.append(target)
+        return seen
+
+    circles = sorted(module for module in graph if module in reachable(module))
+    assert circles == []
+
+
+def test_the_demo_does_not_import_the_cli() -> None:
+    """butler.cli imports the demo (lazily); the demo calls the services, never the CLI back."""
+    for module, path in _package_modules(DEVTOOLS_DIR, "butler_dev").items():
+        names = [name for name, _ in _imports(ast.parse(path.read_text(encoding="utf-8")), module,
+                                              path.name == "__init__.py")]
+        assert not [name for name in names if name == "butler.cli" or name.startswith("butler.cli.")], module

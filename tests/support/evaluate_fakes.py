@@ -13,6 +13,7 @@ from typing import Any
 from butler.qrs import QrsNotFound, QrsUnreachable
 from butler.qrs.models import ACCESS_TYPE_PATH, Allocation, LicenseType, User
 from butler.sinks.audit import latest
+from butler.sinks.influx import line
 
 _GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -83,8 +84,9 @@ class FakeQrs:
         return [a for a in found if a is not None and a.licenseType == license_type]
 
     def users_by_id(self, ids: Any) -> list[User]:
-        self._call("POST", "user/table?ids")
         wanted = set(ids)
+        self._call("POST", "user/table")
+        self.user_filters.append(" or ".join(f"id eq {i}" for i in sorted(wanted)))
         return [self.refreshed_users.get(u.id, u) for u in self.user_list if u.id in wanted]
 
     def delete_allocation(self, license_type: LicenseType, allocation_id: str) -> None:
@@ -171,5 +173,5 @@ class MemoryInflux:
     def write(self, points: Any) -> int:
         if self.fail:
             raise ConnectionError("influx down")
-        self.lines += [p.to_line_protocol() for p in points]
+        self.lines += [line(p) for p in points]
         return len(points)

@@ -27,6 +27,8 @@ from botocore.exceptions import (
 from butler import wiring
 from butler.api import Backend, create_app
 from butler.config import Config, parse
+from butler.licenses.on_request import RequestSinks
+from butler.licenses.server_license import ServerLicense
 from butler.qrs import QrsNotFound, QrsTimeout, QrsTlsError, QrsUnavailable, QrsUnreachable
 from butler.qrs.certs import CertificateError
 from butler.qrs.errors import QrsBadAnswer, QrsInvalidId
@@ -85,10 +87,22 @@ class FakeQrs:
         return [u for u in self.users if u.userId.casefold() == user_id.casefold()
                 and (directory is None or u.userDirectory.casefold() == directory.casefold())]
 
+    def users_named(self, user_id: str, directory: str | None = None) -> list[User]:
+        self._check(f"users {directory}\\{user_id}")
+        return [u for u in self.users if u.userId.casefold() == user_id.casefold()
+                and (directory is None or u.userDirectory.casefold() == directory.casefold())]
+
     def allocations(self, license_type: LicenseType, qrs_filter: str | None = None) -> list[Allocation]:
         self._check(f"allocations {license_type}")
-        guid = (qrs_filter or "").rsplit(" ", 1)[-1]
-        return [a for a in self.allocs.values() if a.licenseType == license_type and a.user and a.user.id == guid]
+        return [a for a in self.allocs.values() if a.licenseType == license_type]
+
+    def allocations_of_user(self, license_type: LicenseType, user_guid: str) -> list[Allocation]:
+        self._check(f"allocations {license_type}")
+        return [a for a in self.allocs.values() if a.licenseType == license_type and a.user and a.user.id == user_guid]
+
+    def server_license(self) -> ServerLicense:
+        self._check("license")
+        return ServerLicense(serial="9999000011112222", keyDetails="Valid To: 2027-01-31", product=1)
 
     def allocation(self, license_type: LicenseType, allocation_id: str) -> Allocation:
         if allocation_id not in self.allocs:
@@ -136,7 +150,7 @@ class Harness:
             return config
 
         self.backend = Backend(load, clock=lambda: NOW, client_factory=lambda _: self.qrs,
-                               sinks_factory=lambda config, audit_file: (self.audit, self.notices, None))
+                               sinks_factory=lambda config, audit_file: RequestSinks(self.audit, self.notices))
         self.app = create_app(self.backend)
 
     def call(self, method: str, path: str, query: dict[str, list[str]] | None = None,
@@ -177,7 +191,17 @@ def test_status_is_live_from_the_overview(api: Harness) -> None:
     assert body["professional"] == {"total": 10, "allocated": 1, "available": 9, "utilization": 10.0, "used": 1,
                                     "quarantined": 0, "excess": 0}
     assert body["analyzerCapacity"]["availableMinutes"] == 540
-    assert api.qrs.calls == ["overview"]
+    assert sorted(api.qrs.calls) == ["allocations analyzer", "allocations professional", "license", "overview"]
+
+
+def test_status_names_the_server_license_and_the_redundant_analyzer_allocations(api: Harness) -> None:
+    api.qrs.add_user("DOMAIN", "both", professional=4, analyzer=3)
+    api.qrs.add_user("DOMAIN", "one", professional=4)
+    status, body = api.call("GET", "/v4/licenses/status")
+    assert status == 200 and body["redundantAnalyzer"] == 1
+    assert body["serverLicense"] == {"validTo": "2027-01-31", "daysUntilExpiry": 77, "isExpired": False,
+                                     "isInvalid": False, "isBlacklisted": False, "product": "Enterprise",
+                                     "serialLast4": "2222", "expiredReason": None, "problem": None}
 
 
 def test_user_lookup_with_directory_in_the_path(api: Harness) -> None:
@@ -192,8 +216,7 @@ def test_user_lookup_with_directory_in_the_path(api: Harness) -> None:
     assert by_type["analyzer"]["evaluation"]["action"] == "keep"
     assert by_type["analyzer"]["releasableAt"] == "2026-12-27T12:00:00.000Z"  # lastUsed + 45 days
     # one user lookup and one allocation read per type
-    assert api.qrs.calls == ["users userDirectory eq 'domain' and userId eq 'JDOE'", "allocations professional",
-                             "allocations analyzer"]
+    assert api.qrs.calls == ["users domain\\JDOE", "allocations professional", "allocations analyzer"]
 
 
 def test_protected_user_shows_the_rule_and_no_release_date(api: Harness) -> None:
@@ -404,7 +427,8 @@ def test_a_release_whose_influxdb_token_secret_cannot_be_read_is_a_502_naming_it
                                             "tokenSecretId": secret}}})
     api = Harness(tmp_path, config)
     api.backend = Backend(lambda: config, clock=lambda: NOW, client_factory=lambda _: api.qrs,
-                          sinks_factory=lambda config, audit_file: (api.audit, None, wiring.influx_writer(config)))
+                          sinks_factory=lambda config, audit_file: RequestSinks(api.audit, None,
+                                                                                wiring.influx_writer(config)))
     api.app = create_app(api.backend)
     api.qrs.add_user("DOMAIN", "jdoe", professional=40)
     status, body = api.call("DELETE", user_path("DOMAIN", "jdoe"))

@@ -3,11 +3,13 @@ isolation, 404s, audit order (intents open, then closed), growing chunks, a boun
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from butler import config
+from butler.licenses.model import RunContext, RunMode
 from butler.licenses.policy import Decision, Rules, decide
 from butler.licenses.release import GONE_ON_DELETE, GONE_ON_READ, LOCK_LOST, ReleaseExecutor, growing_chunks
 from butler.qrs import QrsHttpError, QrsUnavailable, QrsUnreachable
@@ -20,26 +22,25 @@ RULES = Rules.from_config(config.parse({"Butler": {"licenseManagement": {
 
 
 def recheck(fresh: Allocation, user: User | None) -> Decision:
-    return decide(fresh, user, RULES, NOW, dry_run=False)
+    return decide(fresh, user, RULES, NOW)
 
 
 def site(count: int = 4, idle: float = 60) -> tuple[FakeQrs, list[Decision]]:
     users = [make_user(f"user{i}") for i in range(count)]
     allocations = [make_allocation(u, NOW, idle) for u in users]
-    return FakeQrs(allocations, users), [decide(a, u, RULES, NOW, dry_run=False) for a, u in zip(allocations, users,
+    return FakeQrs(allocations, users), [decide(a, u, RULES, NOW) for a, u in zip(allocations, users,
                                                                                                  strict=True)]
 
 
 def executor(client: FakeQrs, audit: MemoryAudit | None = None, *, dry_run: bool = False, concurrency: int = 4,
-             influx: MemoryInflux | None = None, alive: object = None) -> ReleaseExecutor:
-    return ReleaseExecutor(client, audit or MemoryAudit(), actor="tester", run_id="run-1", concurrency=concurrency,
-                           dry_run=dry_run, clock=lambda: NOW, influx=influx,
-                           alive=alive if callable(alive) else lambda: True)
+             influx: MemoryInflux | None = None, alive: Callable[[], bool] = lambda: True) -> ReleaseExecutor:
+    run = RunContext("run-1", "tester", RunMode(dry_run), lambda: NOW, alive)
+    return ReleaseExecutor(client, audit or MemoryAudit(), run, concurrency=concurrency, influx=influx)
 
 
 def test_releases_each_candidate_after_a_reread_and_keeps_input_order() -> None:
     client, decisions = site(3)
-    keep = decide(make_allocation(make_user("active"), NOW, 2), None, RULES, NOW, dry_run=False)
+    keep = decide(make_allocation(make_user("active"), NOW, 2), None, RULES, NOW)
     results = executor(client).release([decisions[0], keep, decisions[1], decisions[2]], recheck)
     assert [r.action for r in results] == ["release", "keep", "release", "release"]
     assert [r.allocation.id for r in results] == [decisions[0].allocation.id, keep.allocation.id,
@@ -47,7 +48,7 @@ def test_releases_each_candidate_after_a_reread_and_keeps_input_order() -> None:
     assert not client.store
     # chunks of 1 then 2: each chunk re-reads allocations and owners (one request each) before its DELETEs
     kinds = [path.split("?")[-1] if "?" in path else method for method, path in client.calls]
-    assert kinds == ["ids", "ids", "DELETE", "ids", "ids", "DELETE", "DELETE"]
+    assert kinds == ["ids", "POST", "DELETE", "ids", "POST", "DELETE", "DELETE"]
 
 
 def test_chunks_grow_to_fifty() -> None:
@@ -189,7 +190,7 @@ def test_concurrency_is_bounded() -> None:
     users = [make_user(f"u{i}") for i in range(24)]
     allocations = [make_allocation(u, NOW, 90) for u in users]
     client = FakeQrs(allocations, users, delay=0.05)
-    decisions = [decide(a, u, RULES, NOW, dry_run=False) for a, u in zip(allocations, users, strict=True)]
+    decisions = [decide(a, u, RULES, NOW) for a, u in zip(allocations, users, strict=True)]
     executor(client, concurrency=3).release(decisions, recheck)
     assert client.max_active == 3
     assert len(client.deletes()) == 24
@@ -197,9 +198,8 @@ def test_concurrency_is_bounded() -> None:
 
 def test_dry_run_touches_nothing_and_writes_dry_run_events() -> None:
     client, decisions = site(2)
-    dry = [d.with_outcome("would-release") for d in decisions]
     influx, audit = MemoryInflux(), MemoryAudit()
-    results = executor(client, audit, dry_run=True, influx=influx).release(dry, recheck)
+    results = executor(client, audit, dry_run=True, influx=influx).release(decisions, recheck)
     assert [r.action for r in results] == ["would-release", "would-release"]
     assert client.calls == [] and audit.records == []
     assert len(influx.lines) == 2 and all("dry_run=true" in line for line in influx.lines)

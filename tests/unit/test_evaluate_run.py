@@ -287,14 +287,14 @@ def test_metrics_per_type_and_for_the_run(capsys: pytest.CaptureFixture[str]) ->
     assert by_type["professional"]["Protected"] == [1.0] and by_type["analyzer"]["Protected"] == [0.0]
 
 
-def test_inventory_joins_by_user_id_or_by_directory_and_name() -> None:
+def test_inventory_joins_owners_by_their_qrs_id_only() -> None:
     jdoe, other = make_user("jdoe"), make_user("other")
     by_id = make_allocation(jdoe, NOW, 60)
-    by_name = make_allocation(other, NOW, 60).model_copy(
-        update={"user": UserCondensed(userDirectory="corp", userId="OTHER")})
+    no_id = make_allocation(other, NOW, 60).model_copy(
+        update={"user": UserCondensed(userDirectory="corp", userId="OTHER")})  # never released: no record needed
     orphan = make_allocation(jdoe, NOW, 60, "analyzer").model_copy(update={"user": None})
-    inventory = Inventory.join({"professional": [by_id, by_name], "analyzer": [orphan]}, [jdoe, other])
-    assert [user for _, user in inventory.pairs()] == [jdoe, other, None]
+    inventory = Inventory.join({"professional": [by_id, no_id], "analyzer": [orphan]}, [jdoe, other])
+    assert [user for _, user in inventory.pairs()] == [jdoe, None, None]
     client = FakeQrs([], [jdoe, other])
-    fetch_users(client, [by_id.user, by_name.user])  # type: ignore[list-item]
-    assert client.user_filters == [f"(id eq {jdoe.id}) or (userDirectory eq 'corp' and userId eq 'OTHER')"]
+    assert fetch_users(client, {jdoe.id}) == [jdoe]
+    assert client.user_filters == [f"id eq {jdoe.id}"]

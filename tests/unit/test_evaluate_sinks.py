@@ -37,7 +37,7 @@ def table(aws: None) -> str:
 def records(user_id: str = "jdoe", at: datetime = NOW, run_id: str = "run-1") -> list[dict[str, Any]]:
     """A decision, a release intent and its outcome for one user (name "Jdoe")."""
     user = make_user(user_id)
-    decision = decide(make_allocation(user, at, 61.25), user, RULES, at, dry_run=False)
+    decision = decide(make_allocation(user, at, 61.25), user, RULES, at)
     return [decision_record(decision, kind, run_id=run_id, actor="tester", at=at, dry_run=False)
             for kind in ("decision", "release-intent", "release-outcome")]
 
@@ -150,7 +150,7 @@ def test_sns_digest(aws: None) -> None:
     topic, queue = notice_inbox("notices")
     sqs = boto3.client("sqs")
     users = [make_user("jürgen"), make_user("anna")]
-    decisions = [decide(make_allocation(u, NOW, 47.26), u, RULES, NOW, dry_run=False) for u in users]
+    decisions = [decide(make_allocation(u, NOW, 47.26), u, RULES, NOW) for u in users]
     decisions[1] = decisions[1].with_outcome("failed", "DELETE: HTTP 503: busy")
     notifier = wiring.notifier(env={"NOTIFY_TOPIC_ARN": topic})
     assert isinstance(notifier, SnsNotifier)

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from butler import config
+from butler.licenses.model import RunMode
 from butler.licenses.policy import Rules, decide, decide_on_request, needs_user_record, protections
 from butler.qrs.models import Allocation, User
 
@@ -130,20 +131,32 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any] | None, st
                          [case[1:] for case in CASES], ids=[case[0] for case in CASES])
 def test_decide(management: dict[str, Any], alloc: dict[str, Any], owner: dict[str, Any] | None, action: str,
                 reason: str) -> None:
-    decision = decide(allocation(**alloc), None if owner is None else user(**owner), rules(**management), NOW,
-                      dry_run=False)
+    decision = decide(allocation(**alloc), None if owner is None else user(**owner), rules(**management), NOW)
     assert (decision.action, decision.reason[: len(reason)]) == (action, reason)
 
 
 def test_dry_run_says_would_release_and_changes_nothing_else() -> None:
-    live = decide(allocation(), user(), rules(), NOW, dry_run=False)
-    dry = decide(allocation(), user(), rules(), NOW, dry_run=True)
+    live = RunMode(dry_run=False).apply(decide(allocation(), user(), rules(), NOW))
+    dry = RunMode(dry_run=True).apply(decide(allocation(), user(), rules(), NOW))
     assert (live.action, dry.action) == ("release", "would-release")
     assert live.reason == dry.reason == "inactive 40.0 days >= release.professional.inactivityDays 30"
+    protected = decide(allocation(), user(tags=["VIP-User"]), rules(exclusions=EXCLUSIONS), NOW)
+    assert RunMode(dry_run=True).apply(protected) == protected  # only a release changes
+
+
+@pytest.mark.parametrize(("enabled", "configured", "forced", "dry", "why"), [
+    (False, False, False, True, "licenseManagement.enable: false"),
+    (True, True, None, True, "licenseManagement.dryRun"),
+    (True, False, None, False, "licenseManagement.dryRun"),
+    (True, False, True, True, "asked by the caller"),
+])
+def test_the_run_mode_is_resolved_once(enabled: bool, configured: bool, forced: bool | None, dry: bool,
+                                       why: str) -> None:
+    assert RunMode.resolve(enabled=enabled, configured_dry_run=configured, forced_dry_run=forced) == RunMode(dry, why)
 
 
 def test_report_row_has_the_contract_fields() -> None:
-    row = decide(allocation(idle=40.25), user(), rules(), NOW, dry_run=True).to_report()
+    row = RunMode(dry_run=True).apply(decide(allocation(idle=40.25), user(), rules(), NOW)).to_report()
     assert row == {"userDirectory": "CORP", "userId": "jdoe", "licenseType": "professional",
                    "allocationId": "6f1c2a52-3b7e-4d1f-9a43-0a9b0c1d2e3f", "lastUsed": "2026-05-06T06:00:00.000Z",
                    "daysInactive": 40.25, "action": "would-release",
@@ -161,7 +174,7 @@ def test_every_matching_rule_is_listed() -> None:
 @given(idle=st.floats(min_value=0, max_value=400, allow_nan=False), threshold=st.integers(min_value=1, max_value=365))
 def test_threshold_is_exact(idle: float, threshold: int) -> None:
     decision = decide(allocation(idle=idle), user(), rules(release={"professional": {"inactivityDays": threshold}}),
-                      NOW, dry_run=False)
+                      NOW)
     assert decision.action == ("keep" if (NOW - (NOW - timedelta(days=idle))) < timedelta(days=threshold)
                                else "release")
 
@@ -185,7 +198,7 @@ def test_needs_user_record_only_past_the_threshold(alloc: dict[str, Any], manage
 ])
 def test_release_on_request(force: bool, action: str, reason: str) -> None:
     decision = decide_on_request(allocation(idle=2), user(tags=["VIP-User"]), rules(exclusions=EXCLUSIONS), NOW,
-                                 force=force, dry_run=False)
+                                 force=force)
     assert (decision.action, decision.reason) == (action, reason)
 
 
@@ -205,8 +218,8 @@ def test_release_on_request(force: bool, action: str, reason: str) -> None:
 ])
 def test_unreleasable_allocations_are_skipped_with_the_reason(change: dict[str, Any], reason: str) -> None:
     odd = allocation(idle=400).model_copy(update=change)
-    for decision in (decide(odd, user(), rules(), NOW, dry_run=False),
-                     decide_on_request(odd, user(), rules(), NOW, force=True, dry_run=False)):
+    for decision in (decide(odd, user(), rules(), NOW),
+                     decide_on_request(odd, user(), rules(), NOW, force=True)):
         assert (decision.action, decision.reason) == ("skip", reason)
     assert not needs_user_record(odd, rules(), NOW)
 
@@ -214,13 +227,13 @@ def test_unreleasable_allocations_are_skipped_with_the_reason(change: dict[str, 
 def test_an_owner_without_a_guid_is_skipped() -> None:
     odd = allocation(idle=400)
     odd = odd.model_copy(update={"user": odd.user.model_copy(update={"id": "jdoe"})})  # type: ignore[union-attr]
-    decision = decide(odd, user(), rules(), NOW, dry_run=False)
+    decision = decide(odd, user(), rules(), NOW)
     assert decision.action == "skip" and "has no GUID id" in decision.reason
 
 
 def test_a_user_record_of_another_owner_is_not_used() -> None:
     other = user().model_copy(update={"id": "11111111-2222-4333-8444-555555555555"})
-    decision = decide(allocation(idle=400), other, rules(), NOW, dry_run=False)
+    decision = decide(allocation(idle=400), other, rules(), NOW)
     assert decision.action == "skip" and "user record not found" in decision.reason
 
 
@@ -233,5 +246,5 @@ def test_no_id_but_a_guid_is_ever_released(odd_id: str) -> None:
         return
     except ValueError:
         pass
-    decision = decide(allocation(idle=400).model_copy(update={"id": odd_id}), user(), rules(), NOW, dry_run=False)
+    decision = decide(allocation(idle=400).model_copy(update={"id": odd_id}), user(), rules(), NOW)
     assert decision.action == "skip"

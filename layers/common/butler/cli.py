@@ -51,12 +51,12 @@ def cmd_validate_config(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from butler.licenses.status import license_status
-    from butler.wiring import qrs_client
+    from butler.wiring import on_request, qrs_client
 
-    client = qrs_client(_config(args))
+    config = _config(args)
+    client = qrs_client(config)
     try:
-        _print_json(license_status(client.access_type_overview()))
+        _print_json(on_request(config, client).status().model_dump())
     finally:
         client.close()
     return EXIT_OK
@@ -133,8 +133,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from butler.demo import run
-
+    """The local demo lives outside the Lambda layer (devtools/butler_dev): here only when installed from the
+    repository (make demo), never in Lambda."""
+    try:
+        from butler_dev.demo import run
+    except ModuleNotFoundError as exc:  # in Lambda, or an install without the devtools
+        missing = exc.name if exc.name and not exc.name.startswith("butler_dev") else "the demo (devtools/butler_dev)"
+        print(f"demo: not available here: {missing} is not installed; run `make demo` from a clone of the repository",
+              file=sys.stderr)
+        return EXIT_FAILED
     return run()
 
 

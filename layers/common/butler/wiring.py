@@ -22,6 +22,8 @@ from butler.qrs.certs import CertificateFiles, from_files, from_secret
 if TYPE_CHECKING:
     from butler.licenses.collect import CollectionSummary
     from butler.licenses.evaluate import EvaluationReport
+    from butler.licenses.model import LicenseSource
+    from butler.licenses.on_request import OnRequest, RequestSinks
     from butler.lock import RunLock
     from butler.sinks.audit import AuditTrail
     from butler.sinks.influx import InfluxWriter
@@ -175,6 +177,7 @@ def run_evaluate(config: Config, *, dry_run: bool | None = None, audit_file: str
     """One evaluation under the run lock (raises ``butler.lock.LockBusy``): the evaluate function and CLI."""
     from butler.licenses.evaluate import run_evaluation
 
+    set_log_level(config)
     audit = audit_sink(config, audit_file)
     with run_lock(config, "evaluate") as lock:
         client = qrs_client(config)
@@ -186,3 +189,28 @@ def run_evaluate(config: Config, *, dry_run: bool | None = None, audit_file: str
             client.close()
             if influx is not None:
                 influx.close()
+
+
+def set_log_level(config: Config) -> None:
+    """The log level of ``licenseManagement`` (``debug: true`` wins), set where the run is assembled."""
+    from butler.observability import logger
+
+    management = config.Butler.licenseManagement
+    level = "warning" if management.logLevel == "warn" else management.logLevel
+    logger.setLevel("DEBUG" if management.debug else level.upper())
+
+
+def request_sinks(config: Config, audit_file: str | None = None) -> RequestSinks:
+    """The audit trail, the administrators' digest and InfluxDB for releases on request (the api function and
+    ``butler serve``)."""
+    from butler.licenses.on_request import RequestSinks
+
+    return RequestSinks(audit_sink(config, audit_file), notifier(), influx_writer(config))
+
+
+def on_request(config: Config, client: LicenseSource) -> OnRequest:
+    """One user on request (status, picture, release) for the CLI; the API keeps its own per container."""
+    from butler.licenses.on_request import OnRequest
+    from butler.licenses.release import utc_now
+
+    return OnRequest(client, config.Butler.licenseManagement, utc_now)

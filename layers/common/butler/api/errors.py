@@ -18,6 +18,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from butler.licenses.model import Refusal, ReleaseFailed, UserNotFound
 from butler.qrs import errors as qrs_errors
 from butler.qrs.certs import CertificateError
 from butler.secrets import SecretError
@@ -88,6 +89,16 @@ def from_qrs(exc: Exception) -> ApiError:
     if isinstance(exc, qrs_errors.QrsInvalidId):  # the API sends only ids QRS gave it: QRS's answer was wrong
         return BadGateway(f"QRS gave an unusable id: {exc}")
     return BadGateway(f"QRS answered with an error: {exc}")
+
+
+def from_domain(exc: Exception) -> ApiError | None:
+    """The answer for a request the core refused: 404 (no such user or license), 409 (ambiguous or protected),
+    502 (a release failed); None for anything else."""
+    if not isinstance(exc, Refusal):
+        return None
+    kind: type[ApiError] = (NotFound if isinstance(exc, UserNotFound)
+                            else BadGateway if isinstance(exc, ReleaseFailed) else Conflict)
+    return kind(exc.message, exc.details)
 
 
 def from_outside(exc: Exception) -> ApiError | None:

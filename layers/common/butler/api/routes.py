@@ -109,7 +109,7 @@ def _add_routes(app: APIGatewayRestResolver, backend: Backend) -> None:
                                 {400: "Bad input: a query parameter (the route takes none)"}))
     def get_status() -> LicenseStatus:
         _only_parameters(app, set())
-        return LicenseStatus.model_validate(backend.service().status())
+        return backend.service().status()
 
     @app.get(USER_PATH, operation_id="getUserLicenses", summary="One user's licenses", tags=["licenses"],
              description="The user's allocations with lastUsed, daysInactive and quarantine, the protection rules "
@@ -119,7 +119,7 @@ def _add_routes(app: APIGatewayRestResolver, backend: Backend) -> None:
     def get_user(userId: UserIdPath, userDirectory: UserDirectoryQuery = None) -> UserLicenses:
         _only_parameters(app, {"userDirectory"})
         ref = parse_user(userId, userDirectory)
-        return UserLicenses.model_validate(backend.service().user_licenses(ref))
+        return backend.service().user_licenses(ref.user_id, ref.user_directory)
 
     @app.delete(USER_PATH, operation_id="releaseUserLicenses", summary="Release a user's licenses", tags=["licenses"],
                 description="Releases the user's professional and analyzer allocations (or one licenseType's) "
@@ -132,13 +132,12 @@ def _add_routes(app: APIGatewayRestResolver, backend: Backend) -> None:
                     licenseType: LicenseTypeQuery = None, force: ForceQuery = False) -> ReleaseResult:
         _only_parameters(app, {"userDirectory", "licenseType", "force"})
         ref = parse_user(userId, userDirectory)
-        context = app.current_event.get("requestContext")
-        who, run_id = backend.caller(context), backend.run_id(context)
-        answer = backend.service().release(ref, licenseType, force=force, caller=who, run_id=run_id,
-                                           releaser=lambda: backend.executor(actor=who, run_id=run_id))
-        logger.info("release on request", extra={"caller": who, "runId": run_id, "user": str(ref),
-                                                 "actions": [a["action"] for a in answer["allocations"]]})
-        return ReleaseResult.model_validate(answer)
+        run = backend.run_context(app.current_event.get("requestContext"))
+        answer = backend.service().release(ref.user_id, ref.user_directory, licenseType, force=force,
+                                           sinks=backend.sinks(), run=run)
+        logger.info("release on request", extra={"caller": run.actor, "runId": run.run_id, "user": str(ref),
+                                                 "actions": [a.action for a in answer.allocations]})
+        return answer
 
 
 def _only_parameters(app: APIGatewayRestResolver, allowed: set[str]) -> None:
@@ -187,7 +186,7 @@ def _add_error_handlers(app: APIGatewayRestResolver, backend: Backend) -> None:
     def failure(exc: Exception) -> Response[str]:
         if isinstance(exc, QrsTlsError | CertificateError):
             backend.forget_client()  # the next request re-reads the (maybe rotated) certificate secret
-        answer = errors.from_outside(exc)
+        answer = errors.from_domain(exc) or errors.from_outside(exc)
         if answer is not None:
             return api_error(answer)
         logger.exception("unexpected failure")

@@ -39,13 +39,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from influxdb_client.client.write.point import Point
-
 from butler.config import LICENSE_TYPES, Config, Costs, LicenseMonitoring, MonitoringMetric
-from butler.licenses.policy import days_inactive, iso
+from butler.licenses.model import Measurement, MeasurementsNotWritten, MeasurementWriter, iso
+from butler.licenses.policy import days_inactive
 from butler.licenses.status import percent
-from butler.qrs.models import AccessDetails, AccessTypeOverview, Allocation, AnalyzerTimeAccess, LicenseType
-from butler.sinks.influx import InfluxWriteError, InfluxWriter, make_point
+from butler.qrs.models import AccessDetails, AccessTypeOverview, Allocation, AnalyzerTimeAccess, LicenseType, qualified
 
 USAGE = "license_usage"
 ACTIVITY = "user_license_activity"
@@ -111,12 +109,13 @@ def selected_fields(fields: Fields, metrics: Iterable[MonitoringMetric]) -> Fiel
     return {name: value for name, value in fields.items() if name in names}
 
 
-def usage_points(usage: dict[str, Fields], metrics: Sequence[MonitoringMetric], at: datetime) -> list[Point]:
+def usage_points(usage: dict[str, Fields], metrics: Sequence[MonitoringMetric],
+                 at: datetime) -> list[Measurement]:
     points = []
     for license_type, fields in usage.items():
         chosen = selected_fields(fields, metrics)
         if chosen:  # a point needs at least one field
-            points.append(make_point(USAGE, {"license_type": license_type}, chosen, at))
+            points.append(Measurement(USAGE, {"license_type": license_type}, chosen, at))
     return points
 
 
@@ -126,7 +125,7 @@ def _owner(allocation: Allocation) -> tuple[str, str]:
     return allocation.deletedUserDirectory or "", allocation.deletedUserId or ""
 
 
-def activity_points(allocations: Iterable[Allocation], at: datetime) -> list[Point]:
+def activity_points(allocations: Iterable[Allocation], at: datetime) -> list[Measurement]:
     """One ``user_license_activity`` point per allocation whose last activity is known."""
     points = []
     for allocation in allocations:
@@ -134,12 +133,12 @@ def activity_points(allocations: Iterable[Allocation], at: datetime) -> list[Poi
         if days is None:
             continue
         directory, user_id = _owner(allocation)
-        qualified = f"{directory}\\{user_id}" if directory or user_id else allocation.id  # owner unknown to QRS
-        tags = {"user_id": qualified, "user_directory": directory,
+        user = qualified(directory, user_id) if directory or user_id else allocation.id  # owner unknown to QRS
+        tags = {"user_id": user, "user_directory": directory,
                 "license_type": allocation.licenseType}
         fields = {"last_activity": iso(allocation.last_activity), "days_inactive": round(days, 3),
                   "quarantined": allocation.quarantined}
-        points.append(make_point(ACTIVITY, tags, fields, at))
+        points.append(Measurement(ACTIVITY, tags, fields, at))
     return points
 
 
@@ -177,7 +176,7 @@ class CollectionSummary:
 
 
 def run_collection(
-    config: Config, client: LicenseSource | None, influx: InfluxWriter | None, *, now: datetime | None = None
+    config: Config, client: LicenseSource | None, influx: MeasurementWriter | None, *, now: datetime | None = None
 ) -> CollectionSummary:
     """Collect once. A failed InfluxDB write is reported in ``summary.error`` (the caller fails the run); a QRS
     failure raises. ``influx`` None: InfluxDB disabled, nothing is written."""
@@ -199,8 +198,8 @@ def run_collection(
     return summary
 
 
-def _store(summary: CollectionSummary, groups: dict[str, list[Point]], monitoring: LicenseMonitoring,
-           influx: InfluxWriter | None) -> None:
+def _store(summary: CollectionSummary, groups: dict[str, list[Measurement]], monitoring: LicenseMonitoring,
+           influx: MeasurementWriter | None) -> None:
     if not monitoring.storeInInfluxDb:
         summary.influx = "not written (licenseMonitoring.storeInInfluxDb: false)"
     elif influx is None:
@@ -209,7 +208,7 @@ def _store(summary: CollectionSummary, groups: dict[str, list[Point]], monitorin
         try:
             influx.write([point for group in groups.values() for point in group])
             summary.influx, summary.written = "written", dict(summary.points)
-        except InfluxWriteError as exc:
+        except MeasurementsNotWritten as exc:
             summary.influx, summary.error = "failed", str(exc)
             summary.written = _first_written(summary.points, exc.written)
 

@@ -20,22 +20,29 @@ import hashlib
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
 from butler.config import LICENSE_TYPES, Config, LicenseManagement
 from butler.licenses.inventory import fetch_inventory
-from butler.licenses.policy import Action, Decision, Rules, decide, iso, needs_user_record
+from butler.licenses.model import (
+    Action,
+    AuditTrail,
+    Decision,
+    LicenseSource,
+    MeasurementWriter,
+    Notifier,
+    RunContext,
+    RunMode,
+    decision_record,
+    iso,
+)
+from butler.licenses.policy import Rules, decide, needs_user_record
 from butler.licenses.reconcile import reconcile
 from butler.licenses.release import ReleaseExecutor, describe, utc_now
 from butler.observability import NAMESPACE, SERVICE, logger
-from butler.qrs import QrsClient
 from butler.qrs.models import LicenseType
-
-if TYPE_CHECKING:
-    from butler.sinks.audit import AuditTrail
-    from butler.sinks.notify import Notifier
 
 SUMMARY_KEYS: dict[Action, str] = {"release": "released", "would-release": "wouldRelease", "protected": "protected",
                                 "keep": "keep", "skip": "skip", "failed": "failed", "deferred": "deferred",
@@ -152,28 +159,25 @@ def run_record(report: EvaluationReport, *, actor: str, management: LicenseManag
 
 
 def run_evaluation(
-    config: Config, client: QrsClient, *, audit: AuditTrail, notifier: Notifier | None, influx: Any,
-    dry_run: bool | None = None, now: datetime | None = None, actor: str = "scheduler",
-    alive: Callable[[], bool] = lambda: True,
+    config: Config, client: LicenseSource, *, audit: AuditTrail, notifier: Notifier | None,
+    influx: MeasurementWriter | None, dry_run: bool | None = None, now: datetime | None = None,
+    actor: str = "scheduler", alive: Callable[[], bool] = lambda: True,
 ) -> EvaluationReport:
-    """One evaluation. ``dry_run`` None follows ``licenseManagement.dryRun``; ``now`` fixes the clock (tests);
-    ``alive`` says whether the run lock is still ours.
-
-    With ``licenseManagement.enable: false`` the run is always a dry run: automatic release is off, but an
-    administrator who asks still sees every decision."""
+    """One evaluation. ``dry_run`` None follows the configuration (see ``RunMode.resolve``); ``now`` fixes the clock
+    (tests); ``alive`` says whether the run lock is still ours."""
     management = config.Butler.licenseManagement
     clock: Callable[[], datetime] = (lambda: now) if now is not None else utc_now
     started = clock()
-    dry = True if not management.enable else management.dryRun if dry_run is None else dry_run
-    report = EvaluationReport(new_run_id(started), dry, started, enabled=management.enable)
+    mode = RunMode.resolve(enabled=management.enable, configured_dry_run=management.dryRun, forced_dry_run=dry_run)
+    run = RunContext(new_run_id(started), actor, mode, clock, alive)
+    report = EvaluationReport(run.run_id, mode.dry_run, started, enabled=management.enable)
     if not management.enable:
         logger.info("license management is disabled (licenseManagement.enable: false): dry run only")
-    logger.setLevel("DEBUG" if management.debug else _level(management.logLevel).upper())
     audit.write(run_record(report, actor=actor, management=management, status="running"))
     try:
         report.reconciled = reconcile(audit, client, now=started, actor=actor, holding_run_lock=True,
-                                      own_run=report.run_id)
-        _evaluate(report, client, management, audit, influx, clock, actor, alive)
+                                      own_run=run.run_id)
+        outcome = _evaluate(client, management, audit, influx, run)
     except Exception as exc:  # the run record must not stay "running" when the cause is known
         report.finished_at = clock()
         try:
@@ -181,7 +185,9 @@ def run_evaluation(
         except Exception:  # the audit store may be the cause; the original error is the one to raise
             logger.exception("could not record the failed run")
         raise
-    report.finished_at = clock()
+    report = replace(report, finished_at=clock(), decisions=outcome.decisions, cap_reason=outcome.cap_reason,
+                     cap_exceeded=outcome.cap_reason is not None, abort_reason=outcome.abort_reason,
+                     influx_error=outcome.influx_error)
     audit.write(run_record(report, actor=actor, management=management,
                            status="aborted" if report.aborted else "finished"))
     _send_digest(notifier, report, actor)
@@ -190,29 +196,36 @@ def run_evaluation(
     return report
 
 
-def _evaluate(report: EvaluationReport, client: QrsClient, management: LicenseManagement, audit: AuditTrail,
-              influx: Any, clock: Callable[[], datetime], actor: str, alive: Callable[[], bool]) -> None:
-    rules, at, dry = Rules.from_config(management), report.started_at, report.dry_run
-    inventory = fetch_inventory(client, lambda allocation: needs_user_record(allocation, rules, at))
-    decisions = [decide(allocation, user, rules, at, dry_run=dry) for allocation, user in inventory.pairs()]
+class _Outcome(NamedTuple):
+    decisions: list[Decision]
+    cap_reason: str | None = None
+    abort_reason: str | None = None
+    influx_error: str | None = None
+
+
+def _evaluate(source: LicenseSource, management: LicenseManagement, audit: AuditTrail,
+              influx: MeasurementWriter | None, run: RunContext) -> _Outcome:
+    """Inventory, decisions, breaker and throttles, then the executor; returns what happened."""
+    rules, at = Rules.from_config(management), run.clock()
+    inventory = fetch_inventory(source, lambda allocation: needs_user_record(allocation, rules, at))
+    decisions = [decide(allocation, user, rules, at) for allocation, user in inventory.pairs()]
     counts = {t: inventory.count(t) for t in LICENSE_TYPES}
-    report.cap_reason = breaker(decisions, counts, management)
-    report.cap_exceeded = report.cap_reason is not None
-    if report.cap_reason and not dry:
-        report.abort_reason = f"breaker: {report.cap_reason}; nothing was released"
-        logger.error("license evaluation aborted", extra={"runId": report.run_id, "reason": report.abort_reason})
-        decisions = [d.with_outcome("deferred", f"{d.reason}; not released: {report.abort_reason}")
-                     if d.action == "release" else d for d in decisions]
+    tripped = breaker(decisions, counts, management)
+    if tripped and not run.mode.dry_run:
+        aborted = f"breaker: {tripped}; nothing was released"
+        logger.error("license evaluation aborted", extra={"runId": run.run_id, "reason": aborted})
+        decisions = [d.with_outcome("deferred", f"{d.reason}; not released: {aborted}") if d.action == "release"
+                     else d for d in decisions]
+        outcome = _Outcome(decisions, tripped, aborted)
     else:
-        executor = ReleaseExecutor(client, audit, actor=actor, run_id=report.run_id,
-                                   concurrency=management.concurrency, dry_run=dry, clock=clock, influx=influx,
-                                   log_level=management.auditLog.logLevel, alive=alive)
+        executor = ReleaseExecutor(source, audit, run, concurrency=management.concurrency, influx=influx,
+                                   log_level=management.auditLog.logLevel)
         decisions = executor.release(throttle(decisions, counts, management),
-                                     lambda fresh, user: decide(fresh, user, rules, clock(), dry_run=dry))
-        report.influx_error = executor.influx_error
-    report.decisions = decisions
+                                     lambda fresh, user: decide(fresh, user, rules, run.clock()))
+        outcome = _Outcome(decisions, tripped, None, executor.influx_error)
     if management.auditLog.enable:
-        _audit_decisions(report, audit, actor, clock())
+        _audit_decisions(outcome.decisions, audit, run)
+    return outcome
 
 
 def _send_digest(notifier: Notifier | None, report: EvaluationReport, actor: str) -> None:
@@ -226,22 +239,14 @@ def _send_digest(notifier: Notifier | None, report: EvaluationReport, actor: str
         logger.error("run digest notice failed", extra={"runId": report.run_id, "error": describe(exc)})
 
 
-def _level(name: str) -> str:
-    return "warning" if name == "warn" else name
-
-
-def _audit_decisions(report: EvaluationReport, audit: AuditTrail, actor: str, at: datetime) -> None:
+def _audit_decisions(decisions: Sequence[Decision], audit: AuditTrail, run: RunContext) -> None:
     """One record per decision other than ``keep`` (those are only counted, in the run record); the log gets
     them at debug level only (the releases themselves are logged at ``auditLog.logLevel``)."""
-    from butler.sinks.audit import decision_record
-
-    records = []
-    for decision in report.decisions:
-        if decision.action == "keep":
-            continue
-        records.append(decision_record(decision, "decision", run_id=report.run_id, actor=actor, at=at,
-                                       dry_run=report.dry_run))
-        logger.debug("license decision", extra={k: v for k, v in records[-1].items() if k != "userName"})
+    at, dry = run.clock(), run.mode.dry_run
+    records = [decision_record(d, "decision", run_id=run.run_id, actor=run.actor, at=at, dry_run=dry)
+               for d in decisions if d.action != "keep"]
+    for record in records:
+        logger.debug("license decision", extra={k: v for k, v in record.items() if k != "userName"})
     audit.write_many(records)
 
 
@@ -271,7 +276,7 @@ def publish_metrics(report: EvaluationReport) -> None:
 def format_table(report: EvaluationReport) -> str:
     """The readable report of ``butler evaluate``: one line per allocation, then the totals."""
     rows = [("USER", "TYPE", "DAYS INACTIVE", "ACTION", "REASON")]
-    rows += [(f"{d.user_directory}\\{d.user_id}", d.license_type,
+    rows += [(d.qualified_user, d.license_type,
               "-" if d.days_inactive is None else f"{d.days_inactive:.1f}", d.action, d.reason)
              for d in report.decisions]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]

@@ -1,55 +1,37 @@
 """The inventory: every professional and analyzer allocation, joined to just the user records the policy reads.
 
-Request budget (it does not grow with the number of allocations, and not per user):
-- one ``GET .../professionalaccesstype/full`` and one ``GET .../analyzeraccesstype/full``;
-- the owners of the allocations past their threshold (the only ones whose protection rules are read): up to
-  ``USER_FILTER_MAX`` of them in one ``POST /user/table`` filtered by id, otherwise all users in
-  ``/user/table`` pages of ``Butler.qrs.pageSize`` (20,000 by default: 100,000 users are five pages).
-
-Allocations of a disabled license type are read too: the report holds one decision per allocation (``skip``).
+Request budget (it does not grow with the number of allocations, and not per user): one ``/full`` read per
+access type; the owners of the allocations past their threshold (the only ones whose protection rules are read)
+by id, up to ``USER_FILTER_MAX`` in one request, otherwise all users in ``/user/table`` pages of
+``Butler.qrs.pageSize`` that keep only those (100,000 users are five pages). Owners are joined by their QRS id
+only: an owner without a GUID id is never released (see the policy), so it needs no record.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from butler.config import LICENSE_TYPES
-from butler.qrs import QrsClient
-from butler.qrs import filters as qf
-from butler.qrs.models import Allocation, LicenseType, User, UserCondensed
+from butler.licenses.model import LicenseSource
+from butler.qrs.models import Allocation, LicenseType, User
 
 USER_FILTER_MAX = 50  # ids in one filter: about 2.5 kB of query string, well within QRS's URL limit
-
-
-def _user_key(directory: str, user_id: str) -> tuple[str, str]:
-    return directory.casefold(), user_id.casefold()
 
 
 @dataclass(frozen=True)
 class Inventory:
     allocations: dict[LicenseType, list[Allocation]]
     users_by_id: dict[str, User] = field(default_factory=dict)
-    users_by_name: dict[tuple[str, str], User] = field(default_factory=dict)
 
     @classmethod
     def join(cls, allocations: dict[LicenseType, list[Allocation]], users: Iterable[User]) -> Inventory:
-        by_id: dict[str, User] = {}
-        by_name: dict[tuple[str, str], User] = {}
-        for user in users:
-            by_id[user.id] = user
-            by_name[_user_key(user.userDirectory, user.userId)] = user
-        return cls(allocations, by_id, by_name)
+        return cls(allocations, {user.id: user for user in users})
 
     def user_of(self, allocation: Allocation) -> User | None:
-        """The owner's record, by QRS user id (by directory and user id when the allocation lacks the id)."""
+        """The owner's record, by QRS user id."""
         owner = allocation.user
-        if owner is None:
-            return None
-        if owner.id:
-            return self.users_by_id.get(owner.id)
-        return self.users_by_name.get(_user_key(owner.userDirectory, owner.userId))
+        return self.users_by_id.get(owner.id) if owner is not None and owner.id else None
 
     def pairs(self) -> Iterator[tuple[Allocation, User | None]]:
         for license_type in LICENSE_TYPES:
@@ -60,34 +42,18 @@ class Inventory:
         return len(self.allocations.get(license_type, []))
 
 
-def fetch_inventory(client: QrsClient, needs_user: Callable[[Allocation], bool]) -> Inventory:
+def fetch_inventory(source: LicenseSource, needs_user: Callable[[Allocation], bool]) -> Inventory:
     """All allocations of both types, and the users of those for which ``needs_user`` holds."""
-    allocations = {license_type: client.allocations(license_type) for license_type in LICENSE_TYPES}
-    owners = _owners(a for listed in allocations.values() for a in listed if needs_user(a))
-    return Inventory.join(allocations, fetch_users(client, owners))
+    allocations = {license_type: source.allocations(license_type) for license_type in LICENSE_TYPES}
+    owners = {a.user.id for listed in allocations.values() for a in listed
+              if needs_user(a) and a.user is not None and a.user.id}
+    return Inventory.join(allocations, fetch_users(source, owners))
 
 
-def _owners(allocations: Iterable[Allocation]) -> list[UserCondensed]:
-    unique: dict[tuple[str, str], UserCondensed] = {}
-    for allocation in allocations:
-        if allocation.user is not None:
-            unique.setdefault(_user_key(allocation.user.userDirectory, allocation.user.userId), allocation.user)
-    return list(unique.values())
-
-
-def fetch_users(client: QrsClient, owners: list[UserCondensed]) -> list[User]:
-    """A few users in one filtered request; more than ``USER_FILTER_MAX`` in full pages (never one per user)."""
-    if not owners:
+def fetch_users(source: LicenseSource, ids: set[str]) -> list[User]:
+    """A few users by id (50 a request); more in full pages that keep only those (never one per user)."""
+    if not ids:
         return []
-    if len(owners) > USER_FILTER_MAX:
-        ids = {owner.id for owner in owners if owner.id}
-        return client.users(only_ids=ids if len(ids) == len(owners) else None)
-    return client.users(qf.any_of(*(_match(owner) for owner in owners)))
-
-
-def _match(owner: UserCondensed) -> str:
-    try:
-        return qf.eq("id", uuid.UUID(owner.id or ""))
-    except ValueError:
-        pass
-    return qf.all_of(qf.eq("userDirectory", owner.userDirectory), qf.eq("userId", owner.userId))
+    if len(ids) > USER_FILTER_MAX:
+        return source.users(only_ids=ids)
+    return source.users_by_id(sorted(ids))

@@ -13,7 +13,8 @@ No I/O here. The order is fixed and documented in the README:
    ``userStatus`` maps to the QMC's user flags: ``protectActiveUsers`` protects users whose ``inactive`` is false,
    ``protectNonBlockedUsers`` those whose ``blacklisted`` (the QMC's "Blocked") is false, and
    ``protectInternalUsers`` those whose ``removedExternally`` is false.
-4. Otherwise ``release`` (``would-release`` in a dry run).
+4. Otherwise ``release``: a candidate. Whether it is carried out (or reported ``would-release`` in a dry run) is
+   the executor's business, under the run's ``RunMode``.
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from butler.config import LicenseManagement
-from butler.qrs.models import Allocation, LicenseType, User, is_guid
+from butler.licenses.model import Action, Decision, iso
+from butler.qrs.models import Allocation, LicenseType, User, is_guid, qualified
 
-Action = Literal["release", "would-release", "protected", "keep", "skip", "failed", "deferred", "warn", "would-warn",
-                 "notice-pending"]
+__all__ = ["Action", "Decision", "Rules", "decide", "decide_on_request", "iso", "protections"]
 OWNER_UNKNOWN = "owner unknown: the allocation names no user and no deleted user"
 SECONDS_PER_DAY = 86400.0
 
@@ -68,49 +69,6 @@ class Rules:
         )
 
 
-@dataclass(frozen=True)
-class Decision:
-    allocation: Allocation
-    user: User | None
-    action: Action
-    reason: str
-    days_inactive: float | None
-
-    @property
-    def license_type(self) -> LicenseType:
-        return self.allocation.licenseType
-
-    @property
-    def user_directory(self) -> str:
-        owner = self.allocation.user
-        return owner.userDirectory if owner else self.allocation.deletedUserDirectory or ""
-
-    @property
-    def user_id(self) -> str:
-        owner = self.allocation.user
-        return owner.userId if owner else self.allocation.deletedUserId or ""
-
-    def with_outcome(self, action: Action, reason: str | None = None) -> Decision:
-        return Decision(self.allocation, self.user, action, reason or self.reason, self.days_inactive)
-
-    def to_report(self) -> dict[str, Any]:
-        """One decision of the evaluation report (CONTRACT section 3)."""
-        return {
-            "userDirectory": self.user_directory,
-            "userId": self.user_id,
-            "licenseType": self.license_type,
-            "allocationId": self.allocation.id,
-            "lastUsed": iso(self.allocation.lastUsed),
-            "daysInactive": None if self.days_inactive is None else round(self.days_inactive, 2),
-            "action": self.action,
-            "reason": self.reason,
-        }
-
-
-def iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def days_between(earlier: datetime, later: datetime) -> float:
     return (later - earlier).total_seconds() / SECONDS_PER_DAY
 
@@ -136,7 +94,7 @@ def protections(allocation: Allocation, user: User | None, rules: Rules, now: da
     directory = (owner.userDirectory if owner else allocation.deletedUserDirectory) or ""
     user_id = (owner.userId if owner else allocation.deletedUserId) or ""
     if (directory.casefold(), user_id.casefold()) in rules.users:
-        found.append(f"exclusions.users: {directory}\\{user_id}")
+        found.append(f"exclusions.users: {qualified(directory, user_id)}")
     if directory.casefold() in rules.user_directories:
         found.append(f"exclusions.userDirectories: {directory}")
     if user is not None:
@@ -187,7 +145,7 @@ def needs_user_record(allocation: Allocation, rules: Rules, now: datetime) -> bo
     return days is not None and days >= rules.inactivity_days[license_type]
 
 
-def decide(allocation: Allocation, user: User | None, rules: Rules, now: datetime, *, dry_run: bool) -> Decision:
+def decide(allocation: Allocation, user: User | None, rules: Rules, now: datetime) -> Decision:
     """The decision for one allocation. ``user`` is None when QRS has no user record for it."""
     license_type = allocation.licenseType
     days = days_inactive(allocation, now)
@@ -214,11 +172,11 @@ def decide(allocation: Allocation, user: User | None, rules: Rules, now: datetim
     if held:
         return result("protected", held[0])
     reason = f"inactive {days:.1f} days >= release.{license_type}.inactivityDays {threshold:g}"
-    return result("would-release" if dry_run else "release", reason)
+    return result("release", reason)
 
 
 def decide_on_request(
-    allocation: Allocation, user: User | None, rules: Rules, now: datetime, *, force: bool, dry_run: bool
+    allocation: Allocation, user: User | None, rules: Rules, now: datetime, *, force: bool
 ) -> Decision:
     """An administrator's explicit release (the API's DELETE): no inactivity threshold, protections hold unless
     ``force``. A forced release names the rules it overrode."""
@@ -235,4 +193,4 @@ def decide_on_request(
     if held and not force:
         return Decision(allocation, user, "protected", held[0], days)
     reason = "released on request" + (f" (force overrides {'; '.join(held)})" if held else "")
-    return Decision(allocation, user, "would-release" if dry_run else "release", reason, days)
+    return Decision(allocation, user, "release", reason, days)

@@ -8,15 +8,10 @@ interrupted). An intent whose allocation cannot be read now stays open for the n
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
-from butler.licenses.policy import iso
+from butler.licenses.model import AuditTrail, LicenseSource, Record, iso
 from butler.observability import logger
 from butler.qrs.models import Allocation, LicenseType, is_guid
-
-if TYPE_CHECKING:
-    from butler.licenses.release import ReleaseClient
-    from butler.sinks.audit import AuditTrail, Record
 
 API_LEFTOVER_AGE = timedelta(minutes=15)  # an API release (not under the run lock) is surely over by then
 
@@ -31,7 +26,7 @@ def stale(record: Record, now: datetime, *, holding_run_lock: bool, own_run: str
     return old or (holding_run_lock and not str(record.get("runId", "")).startswith("api-"))
 
 
-def reconcile(audit: AuditTrail, client: ReleaseClient, *, now: datetime, actor: str, holding_run_lock: bool,
+def reconcile(audit: AuditTrail, client: LicenseSource, *, now: datetime, actor: str, holding_run_lock: bool,
               own_run: str | None = None) -> dict[str, int]:
     """Close stale open intents and runs; returns the counts (``released``, ``failed``, ``open``, ``runs``)."""
     def is_stale(record: Record) -> bool:
@@ -51,7 +46,7 @@ def reconcile(audit: AuditTrail, client: ReleaseClient, *, now: datetime, actor:
     return counts
 
 
-def _close_intents(audit: AuditTrail, client: ReleaseClient, intents: list[Record], now: datetime, actor: str,
+def _close_intents(audit: AuditTrail, client: LicenseSource, intents: list[Record], now: datetime, actor: str,
                    counts: dict[str, int]) -> None:
     current = _reread(client, intents)
     records: list[Record] = []
@@ -70,7 +65,7 @@ def _close_intents(audit: AuditTrail, client: ReleaseClient, intents: list[Recor
     audit.write_many(records)
 
 
-def _reread(client: ReleaseClient, intents: list[Record]) -> dict[str, str]:
+def _reread(client: LicenseSource, intents: list[Record]) -> dict[str, str]:
     """allocationId -> gone | quarantined | present; absent when it could not be read."""
     states: dict[str, str] = {}
     by_type: dict[LicenseType, list[str]] = {}

@@ -19,33 +19,26 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
 
-from butler.licenses.policy import Decision
+from butler.licenses.model import (
+    AuditSink,
+    Decision,
+    LicenseSource,
+    Measurement,
+    MeasurementWriter,
+    Record,
+    RunContext,
+    decision_record,
+)
 from butler.observability import logger
 from butler.qrs.errors import QrsError, QrsHttpError, QrsNotFound
-from butler.qrs.models import Allocation, LicenseType, User
-
-if TYPE_CHECKING:
-    from influxdb_client.client.write.point import Point
-
-    from butler.sinks.audit import AuditSink, Record
+from butler.qrs.models import Allocation, User
 
 Recheck = Callable[[Allocation, User | None], Decision]
 CHUNK_MAX = 50  # ids per re-read request (the QRS client's filter limit)
 GONE_ON_READ = "already released: the allocation no longer exists (re-read before DELETE)"
 GONE_ON_DELETE = "already released: the allocation no longer exists (404 on DELETE)"
 LOCK_LOST = "deferred: the run lock was lost (another run may have started); left for the next run"
-
-
-class ReleaseClient(Protocol):
-    """The QRS calls of a release (``butler.qrs.QrsClient``)."""
-
-    def allocations_by_id(self, license_type: LicenseType, ids: Sequence[str]) -> list[Allocation]: ...
-
-    def users_by_id(self, ids: Sequence[str]) -> list[User]: ...
-
-    def delete_allocation(self, license_type: LicenseType, allocation_id: str) -> None: ...
 
 
 def utc_now() -> datetime:
@@ -58,15 +51,13 @@ def describe(exc: BaseException) -> str:
     return text[:500]
 
 
-def release_points(decisions: Sequence[Decision], *, dry_run: bool, at: datetime) -> list[Point]:
+def release_points(decisions: Sequence[Decision], *, dry_run: bool, at: datetime) -> list[Measurement]:
     """``license_release`` points (CONTRACT section 5) for released (or, in a dry run, would-be) allocations."""
-    from butler.sinks.influx import make_point
-
     wanted = "would-release" if dry_run else "release"
     return [
-        make_point("license_release",
+        Measurement("license_release",
                    {"license_type": d.license_type, "user_directory": d.user_directory,
-                    "user_id": f"{d.user_directory}\\{d.user_id}", "dry_run": "true" if dry_run else "false"},
+                    "user_id": d.qualified_user, "dry_run": "true" if dry_run else "false"},
                    {"days_inactive": float(d.days_inactive or 0.0), "allocation_id": d.allocation.id}, at)
         for d in decisions if d.action == wanted
     ]
@@ -92,30 +83,26 @@ class Outcome:
 
 
 class ReleaseExecutor:
-    def __init__(
-        self, client: ReleaseClient, audit: AuditSink, *, actor: str, run_id: str, concurrency: int,
-        dry_run: bool, clock: Callable[[], datetime] = utc_now, influx: Any = None, log_level: str = "info",
-        alive: Callable[[], bool] = lambda: True,
-    ) -> None:
-        self.client, self.audit, self.influx = client, audit, influx
-        self.actor, self.run_id, self.dry_run, self.clock, self.alive = actor, run_id, dry_run, clock, alive
+    def __init__(self, client: LicenseSource, audit: AuditSink, run: RunContext, *, concurrency: int,
+                 influx: MeasurementWriter | None = None, log_level: str = "info") -> None:
+        self.client, self.audit, self.run, self.influx = client, audit, run, influx
         self.concurrency = max(1, concurrency)
         self.log_level = "warning" if log_level == "warn" else log_level  # auditLog.logLevel
         self.influx_error: str | None = None
 
     def release(self, decisions: Sequence[Decision], recheck: Recheck) -> list[Decision]:
-        """The final decisions, in input order; only those to release change."""
+        """The final decisions, in input order; only those to release change (to ``would-release`` in a dry
+        run, which reads and deletes nothing)."""
         results = list(decisions)
-        wanted = ("release", "would-release") if self.dry_run else ("release",)
-        chosen = sorted((i for i, d in enumerate(decisions) if d.action in wanted),
+        chosen = sorted((i for i, d in enumerate(decisions) if d.action == "release"),
                         key=lambda i: -(decisions[i].days_inactive or 0.0))  # the longest idle go first
-        if self.dry_run:
+        if self.run.mode.dry_run:
             for i in chosen:
-                results[i] = decisions[i].with_outcome("would-release")
+                results[i] = self.run.mode.apply(decisions[i])
         elif chosen:
             with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="release") as pool:
                 for chunk in growing_chunks(chosen):
-                    if not self.alive():
+                    if not self.run.alive():
                         for i in chosen[chosen.index(chunk[0]):]:
                             results[i] = decisions[i].with_outcome("deferred", LOCK_LOST)
                         break
@@ -217,21 +204,19 @@ class ReleaseExecutor:
             self.audit.write_many(records)
         except Exception as exc:
             logger.error("audit of release outcomes failed", extra={
-                "runId": self.run_id, "error": describe(exc), "allocations": [i["allocationId"] for i in intents]})
+                "runId": self.run.run_id, "error": describe(exc), "allocations": [i["allocationId"] for i in intents]})
         for outcome in outcomes:
             self._log(outcome.decision)
         return [o.decision for o in outcomes]
 
     def _records(self, decisions: Sequence[Decision], kind: str) -> list[Record]:
-        from butler.sinks.audit import decision_record
-
-        at = self.clock()
-        return [decision_record(d, kind, run_id=self.run_id, actor=self.actor, at=at, dry_run=self.dry_run)
+        run, at = self.run, self.run.clock()
+        return [decision_record(d, kind, run_id=run.run_id, actor=run.actor, at=at, dry_run=run.mode.dry_run)
                 for d in decisions]
 
     def _log(self, outcome: Decision) -> None:
-        fields = {"runId": self.run_id, "allocationId": outcome.allocation.id, "licenseType": outcome.license_type,
-                  "user": f"{outcome.user_directory}\\{outcome.user_id}", "action": outcome.action,
+        fields = {"runId": self.run.run_id, "allocationId": outcome.allocation.id, "licenseType": outcome.license_type,
+                  "user": outcome.qualified_user, "action": outcome.action,
                   "reason": outcome.reason}
         if outcome.action == "failed":
             logger.warning("license release failed", extra=fields)
@@ -241,7 +226,7 @@ class ReleaseExecutor:
     def _write_events(self, outcomes: Sequence[Decision]) -> None:
         if self.influx is None:
             return
-        points = release_points(outcomes, dry_run=self.dry_run, at=self.clock())
+        points = release_points(outcomes, dry_run=self.run.mode.dry_run, at=self.run.clock())
         if not points:
             return
         try:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from butler.qrs.models import AccessDetails, AccessTypeOverview, AnalyzerTimeAccess
+from butler.licenses.answers import LicenseStatus
+from butler.licenses.server_license import redundant_analyzer
+from butler.qrs.models import AccessDetails, AccessTypeOverview, Allocation, AnalyzerTimeAccess
 
 
 def percent(part: float, whole: float) -> float:
@@ -36,9 +39,19 @@ def capacity_status(time_access: AnalyzerTimeAccess) -> dict[str, Any]:
     }
 
 
-def license_status(overview: AccessTypeOverview) -> dict[str, Any]:
-    return {
+def license_status(overview: AccessTypeOverview, server: dict[str, Any] | None = None,
+                   redundant: int | None = None) -> LicenseStatus:
+    """The status answer; ``server`` from ``server_license_status``, ``redundant`` from ``redundant_pairs``."""
+    return LicenseStatus.model_validate({
         "professional": type_status(overview.professionalAccess),
         "analyzer": type_status(overview.analyzerAccess),
         "analyzerCapacity": capacity_status(overview.analyzerTimeAccess),
-    }
+        "serverLicense": server,
+        "redundantAnalyzer": redundant,
+    })
+
+
+def redundant_pairs(professional: Iterable[Allocation], analyzer: Iterable[Allocation]) -> int:
+    """Users holding both types (by QRS user id)."""
+    return redundant_analyzer((a.user.id for a in professional if a.user and a.user.id),
+                              (a.user.id for a in analyzer if a.user and a.user.id))

@@ -18,6 +18,7 @@ from typing import Any
 import requests
 from pydantic import TypeAdapter
 
+from butler.licenses.server_license import ServerLicense, parse_server_license
 from butler.qrs import answers, errors, filters
 from butler.qrs.certs import CertificateFiles, check
 from butler.qrs.models import (
@@ -242,6 +243,28 @@ class QrsClient:
         """Users matching a filter, in one ``/user/full`` request (for lookups of one or a few users)."""
         payload = self.get_json("user/full", {"filter": qrs_filter})
         return answers.full_users(payload, "GET /qrs/user/full")
+
+    def server_license(self) -> ServerLicense:
+        """The site's server license (``GET /qrs/license``); an answer that is not a JSON object is QrsBadAnswer."""
+        content = self.request("GET", "license").content
+        try:
+            return parse_server_license(content)
+        except ValueError as exc:
+            raise errors.QrsBadAnswer("GET /qrs/license", str(exc).split(": ", 1)[-1]) from None
+
+    def users_named(self, user_id: str, directory: str | None = None) -> list[User]:
+        """The users with that user id (case-insensitive, as QRS), in one directory or in all of them."""
+        condition = filters.eq("userId", user_id)
+        if directory is not None:
+            condition = filters.all_of(filters.eq("userDirectory", directory), condition)
+        return self.find_users(condition)
+
+    def allocations_of_user(self, license_type: LicenseType, user_guid: str) -> list[Allocation]:
+        """One user's allocations of one type (``/full`` filtered on the user's QRS id)."""
+        path = f"{ACCESS_TYPE_PATH[license_type]}/full"
+        if not is_guid(user_guid):
+            raise errors.QrsInvalidId(f"GET /qrs/{path}", user_guid)
+        return self.allocations(license_type, f"user.id eq {filters.guid(user_guid)}")
 
     def user_count(self) -> int:
         return answers.count(self.get_json("user/count"), "GET /qrs/user/count")

@@ -22,6 +22,11 @@ _SENTINEL_YEAR = 1753
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
+def qualified(directory: str, user_id: str) -> str:
+    """``DIRECTORY\\userid``, the form the QMC, the reports and the InfluxDB ``user_id`` tag use."""
+    return f"{directory}\\{user_id}"
+
+
 def is_guid(value: object) -> bool:
     """A QRS id in its one written form (8-4-4-4-12 hex digits), the only thing that may go into a URL path."""
     return isinstance(value, str) and _GUID.fullmatch(value) is not None
@@ -66,7 +71,7 @@ class UserCondensed(QrsModel):
     @property
     def qualified_id(self) -> str:
         """``DIRECTORY\\userid``, the form the QMC and the InfluxDB ``user_id`` tag use."""
-        return f"{self.userDirectory}\\{self.userId}"
+        return qualified(self.userDirectory, self.userId)
 
 
 class Allocation(QrsModel):
@@ -130,7 +135,7 @@ class User(QrsModel):
 
     @property
     def qualified_id(self) -> str:
-        return f"{self.userDirectory}\\{self.userId}"
+        return qualified(self.userDirectory, self.userId)
 
 
 def email_of(attributes: Any) -> str | None:

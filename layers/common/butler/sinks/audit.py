@@ -45,11 +45,11 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from butler.licenses.policy import Decision, iso
+from butler.licenses.model import AuditSink, AuditTrail, Record, decision_record, iso
 
-Record = dict[str, Any]
+__all__ = ["AuditSink", "AuditTrail", "DynamoDbAuditSink", "JsonLinesAuditSink", "Record", "decision_record"]
 
 # The table as CloudFormation declares it (AWS::DynamoDB::Table properties), for the template and the tests.
 TABLE_SCHEMA: dict[str, Any] = {
@@ -79,41 +79,6 @@ def create_table(table_name: str, client: Any = None) -> None:
     client.create_table(TableName=table_name, **spec)
     client.get_waiter("table_exists").wait(TableName=table_name)
     client.update_time_to_live(TableName=table_name, TimeToLiveSpecification=TABLE_SCHEMA["TimeToLiveSpecification"])
-
-
-class AuditSink(Protocol):
-    def write(self, record: Record) -> None: ...
-
-    def write_many(self, records: Iterable[Record]) -> None: ...
-
-
-class AuditTrail(AuditSink, Protocol):
-    """A sink that can also be read back (both adapters; ``butler audit``)."""
-
-    def records_for_run(self, run_id: str) -> list[Record]: ...
-
-    def records_for_user(self, directory: str, user_id: str) -> list[Record]: ...
-
-    def releases_between(self, start: datetime, end: datetime) -> list[Record]: ...
-
-    def open_intents(self) -> list[Record]: ...
-
-    def open_runs(self) -> list[Record]: ...
-
-
-def decision_record(decision: Decision, kind: str, *, run_id: str, actor: str, at: datetime,
-                    dry_run: bool) -> Record:
-    """The audit record of one allocation's decision, release intent or release outcome."""
-    user = decision.user or decision.allocation.user
-    return {
-        "kind": kind, "runId": run_id, "at": iso(at), "actor": actor, "dryRun": dry_run,
-        "allocationId": decision.allocation.id, "licenseType": decision.license_type,
-        "userDirectory": decision.user_directory, "userId": decision.user_id,
-        "userName": user.name if user else None,
-        "action": decision.action, "reason": decision.reason,
-        "daysInactive": None if decision.days_inactive is None else round(decision.days_inactive, 2),
-        "lastUsed": iso(decision.allocation.lastUsed),
-    }
 
 
 def _redact(record: Record, include_user_details: bool) -> Record:

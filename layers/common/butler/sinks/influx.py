@@ -1,9 +1,9 @@
 """Writing points to InfluxDB: 1.x over HTTP ``/write``, 2.x through influxdb-client's synchronous write API.
 
-Both speak line protocol rendered by influxdb-client's ``Point``, write in batches of ``influxDb.batchSize`` points
-with a time-out, and raise :class:`InfluxWriteError` when a batch is refused or the server cannot be reached: a
-failed write is never silently dropped. Credentials (the 1.x password, the 2.x token) travel only in the
-``Authorization`` header, never in a URL, a log line or an error message.
+Both take the core's ``Measurement`` records, render them as line protocol with influxdb-client's ``Point``, write
+in batches of ``influxDb.batchSize`` points with a time-out, and raise :class:`InfluxWriteError` when a batch is
+refused or the server cannot be reached: a failed write is never silently dropped. Credentials (the 1.x password,
+the 2.x token) travel only in the ``Authorization`` header, never in a URL, a log line or an error message.
 
 Static tags (``licenseMonitoring.tags``, e.g. the site name) are added to every point written, unless the point
 already carries a tag of that name.
@@ -25,6 +25,7 @@ from influxdb_client.client.write.point import Point
 from influxdb_client.domain.write_precision import WritePrecision
 
 from butler.config import InfluxDb
+from butler.licenses.model import Measurement, MeasurementsNotWritten
 
 # InfluxDB 1.x's /write names for the precisions (it reads "us" and "ns" as nanoseconds).
 _V1_PRECISION = {WritePrecision.NS: "n", WritePrecision.US: "u", WritePrecision.MS: "ms", WritePrecision.S: "s"}
@@ -41,30 +42,26 @@ _CREDENTIALS = (
 
 
 def make_point(measurement: str, tags: Mapping[str, str], fields: Mapping[str, Any], at: datetime | None = None,
-               precision: str = WritePrecision.S) -> Point:
-    """A ``Point`` (typed wrapper: influxdb-client's builder methods carry no annotations)."""
-    point = Point(measurement)  # type: ignore[no-untyped-call]
-    for key, value in tags.items():
-        point.tag(key, value)  # type: ignore[no-untyped-call]
-    for key, value in fields.items():
-        point.field(key, value)  # type: ignore[no-untyped-call]
-    if at is not None:
-        point.time(at, precision)  # type: ignore[no-untyped-call]
-    return point
+               precision: str = WritePrecision.S) -> Measurement:
+    return Measurement(measurement, dict(tags), dict(fields), at, str(precision))
 
 
-def line(point: Point) -> str:
-    """The point in line protocol, at its own precision ("" when it has no fields)."""
-    text: str = point.to_line_protocol()  # type: ignore[no-untyped-call]
+def line(point: Measurement, default_tags: Mapping[str, str] | None = None) -> str:
+    """The measurement in line protocol, rendered by influxdb-client's ``Point`` ("" when it has no fields);
+    ``default_tags`` are added where the measurement does not set them."""
+    rendered = Point(point.name)  # type: ignore[no-untyped-call]
+    for key, value in {**(default_tags or {}), **point.tags}.items():
+        rendered.tag(key, value)  # type: ignore[no-untyped-call]
+    for key, value in point.fields.items():
+        rendered.field(key, value)  # type: ignore[no-untyped-call]
+    if point.at is not None:
+        rendered.time(point.at, point.precision)  # type: ignore[no-untyped-call]
+    text: str = rendered.to_line_protocol()  # type: ignore[no-untyped-call]
     return text
 
 
-class InfluxWriteError(Exception):
+class InfluxWriteError(MeasurementsNotWritten):
     """A write that did not reach InfluxDB; ``written`` counts the points of earlier batches that did."""
-
-    def __init__(self, message: str, *, written: int = 0) -> None:
-        super().__init__(message)
-        self.written = written
 
 
 class InfluxWriter(ABC):
@@ -77,9 +74,9 @@ class InfluxWriter(ABC):
         self.batch_size = batch_size
         self.default_tags = dict(default_tags or {})
 
-    def write(self, points: Sequence[Point]) -> int:
-        """Write ``points`` (static tags are added to them in place); all or raise, batch by batch."""
-        lines = [(point.write_precision, text) for point in points if (text := line(self._tagged(point)))]
+    def write(self, points: Sequence[Measurement]) -> int:
+        """Write ``points`` (with the static tags); all or raise, batch by batch."""
+        lines = [(point.precision, text) for point in points if (text := line(point, self.default_tags))]
         written = 0
         for start in range(0, len(lines), self.batch_size):
             by_precision: dict[str, list[str]] = defaultdict(list)
@@ -93,13 +90,6 @@ class InfluxWriter(ABC):
                     raise InfluxWriteError(redact(message, self._credentials), written=written) from None
                 written += len(batch)
         return written
-
-    def _tagged(self, point: Point) -> Point:
-        present = getattr(point, "_tags", {})
-        for key, value in self.default_tags.items():
-            if key not in present:
-                point.tag(key, value)  # type: ignore[no-untyped-call]
-        return point
 
     @abstractmethod
     def _write_lines(self, lines: list[str], precision: str) -> None:

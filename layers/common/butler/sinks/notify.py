@@ -8,18 +8,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
-from butler.licenses.policy import Decision
+from butler.licenses.model import Decision, Notifier
+
+__all__ = ["Notifier", "SnsNotifier", "digest_text"]
 
 REASSIGN_NOTE = ("A license is assigned again on the user's next use of Qlik Sense if the license rules allow it; "
                  "`butler reinstate` gives it back at once.")
 LISTED_MAX = 200  # users listed by name; SNS messages stay well under their 256 KB limit
-
-
-class Notifier(Protocol):
-    def run_digest(self, run_id: str, decisions: Sequence[Decision], *, actor: str, dry_run: bool,
-                   note: str | None = None) -> None: ...
 
 
 def worth_sending(decisions: Sequence[Decision]) -> bool:
@@ -49,7 +46,7 @@ def _section(title: str, decisions: Sequence[Decision]) -> list[str]:
     lines = ["", f"{title} ({len(decisions)}):"]
     for d in decisions[:LISTED_MAX]:
         days = "never used" if d.allocation.lastUsed is None else f"{d.days_inactive or 0:.1f} days inactive"
-        lines.append(f"- {d.user_directory}\\{d.user_id} {d.license_type} ({days}): {d.reason}")
+        lines.append(f"- {d.qualified_user} {d.license_type} ({days}): {d.reason}")
     if len(decisions) > LISTED_MAX:
         lines.append(f"... and {len(decisions) - LISTED_MAX} more (butler audit --run)")
     return lines

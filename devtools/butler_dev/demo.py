@@ -2,69 +2,48 @@
 
 A simulated 2,000-user Qlik Sense site (the QRS simulator over mutual TLS), a moto server holding the audit
 table, the certificate secret and the notice topic, and Debian's InfluxDB when ``influxd`` is installed. The real
-Lambda handlers are invoked with real EventBridge Scheduler and API Gateway event payloads (``events/``).
+Lambda handlers are invoked with real EventBridge Scheduler and API Gateway event payloads (``events/``), through
+the same harness as the handler tests (``butler_dev.lambda_harness``).
+
+Lives outside the Lambda layer; ``butler.cli`` imports it only when ``demo`` is asked for, and it never imports
+``butler.cli``: it calls the services the CLI calls.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import importlib.util
 import io
 import json
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import quote
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[3]
-EVENTS = ROOT / "events"
-TABLE, SECRET, REGION = "butler-audit", "butler/qrs-certificates", "eu-west-1"
+from butler_dev import influxd
+from butler_dev.lambda_harness import Context, load_event, load_handler, notice_inbox
+from butler_dev.moto_server import moto_server
 
-
-class Context:
-    """The LambdaContext attributes Powertools reads."""
-
-    def __init__(self, name: str) -> None:
-        self.function_name = name
-        self.memory_limit_in_mb = 512
-        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:{name}"
-        self.aws_request_id = f"demo-{name}-{int(time.time() * 1000)}"
+TABLE, SECRET = "butler-audit", "butler/qrs-certificates"
+INFLUX_DB = "butler_metrics"
 
 
 def say(title: str) -> None:
     print(f"\n== {title} " + "=" * max(0, 100 - len(title)))
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def load_handler(name: str) -> Callable[..., Any]:
-    spec = importlib.util.spec_from_file_location(f"{name}_app", ROOT / "functions" / name / "app.py")
-    assert spec is not None and spec.loader is not None
-    module: ModuleType = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    handler: Callable[..., Any] = module.handler
-    return handler
-
-
 def invoke(name: str, event: dict[str, Any]) -> Any:
     """Call a handler; EMF metric lines it prints are counted, not shown."""
     captured = io.StringIO()
     with contextlib.redirect_stdout(captured):
-        result = load_handler(name)(event, Context(f"butler-{name}"))
+        result = load_handler(name).handler(event, Context.for_function(f"butler-{name}"))
     emf = [line for line in captured.getvalue().splitlines() if '"_aws"' in line]
     names = sorted({m["Name"] for line in emf for d in json.loads(line)["_aws"]["CloudWatchMetrics"]
                     for m in d["Metrics"]})
@@ -75,7 +54,7 @@ def invoke(name: str, event: dict[str, Any]) -> Any:
 
 def api_event(method: str, path: str, query: dict[str, str] | None = None) -> dict[str, Any]:
     """The recorded API Gateway REST proxy event (IAM auth), pointed at another route."""
-    event: dict[str, Any] = copy.deepcopy(json.loads((EVENTS / "api-rest-proxy-iam.json").read_text()))
+    event = copy.deepcopy(load_event("api-rest-proxy-iam"))
     route = "/v4/licenses/status" if path.endswith("/status") else "/v4/licenses/user/{userId}"
     event.update(httpMethod=method, path=path, resource=route, queryStringParameters=query or None,
                  multiValueQueryStringParameters={k: [v] for k, v in (query or {}).items()} or None,
@@ -85,36 +64,13 @@ def api_event(method: str, path: str, query: dict[str, str] | None = None) -> di
 
 
 @contextlib.contextmanager
-def aws(workdir: Path) -> Iterator[str]:
-    """A moto server on loopback, with the environment pointing boto3 at it."""
-    import logging
-
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_DEFAULT_REGION=REGION, AWS_REGION=REGION,
-                      AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo")  # noqa: S106 (moto)
-    try:
-        yield endpoint
-    finally:
-        server.stop()
-
-
-@contextlib.contextmanager
 def influxdb(workdir: Path) -> Iterator[str | None]:
-    spec = importlib.util.spec_from_file_location("influxd_support", ROOT / "tests" / "support" / "influxd.py")
-    if shutil.which("influxd") is None or spec is None or spec.loader is None:
+    if influxd.influxd_binary() is None:
         print("influxd is not installed: skipping the InfluxDB part (apt-get install influxdb brings it)")
         yield None
         return
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    url, stop = module.start_influxd(workdir / "influxdb")
-    module.create_database(url, "butler_metrics")
+    url, stop = influxd.start_influxd(workdir / "influxdb")
+    influxd.create_database(url, INFLUX_DB)
     try:
         yield url
     finally:
@@ -126,7 +82,7 @@ def write_config(workdir: Path, influx_url: str | None) -> Path:
     data = {"Butler": {
         "qrs": {"host": "127.0.0.1", "port": 4242, "secretId": SECRET},
         "influxDb": {"enable": influx_url is not None, "version": 1, "host": host, "port": int(port),
-                     "database": "butler_metrics"},
+                     "database": INFLUX_DB},
         "licenseMonitoring": {"enable": True, "tags": {"site": "demo"},
                               "costs": {"professional": 40, "analyzer": 15}},
         "licenseManagement": {
@@ -144,6 +100,8 @@ def write_config(workdir: Path, influx_url: str | None) -> Path:
 
 
 def provision(certs_dir: Path) -> str:
+    """The stack's AWS resources in moto: the audit table, the certificate secret, the notice topic (with a queue
+    subscribed to read the notices back); returns that queue's URL."""
     import boto3
 
     from butler.qrs.certs import secret_payload
@@ -151,13 +109,9 @@ def provision(certs_dir: Path) -> str:
 
     create_table(TABLE)
     boto3.client("secretsmanager").create_secret(Name=SECRET, SecretString=secret_payload(certs_dir))
-    sns, sqs = boto3.client("sns"), boto3.client("sqs")
-    topic = sns.create_topic(Name="butler-release-notices")["TopicArn"]
-    queue = sqs.create_queue(QueueName="notices")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    topic, queue = notice_inbox("butler-release-notices", "notices")
     os.environ.update(AUDIT_TABLE=TABLE, NOTIFY_TOPIC_ARN=topic, POWERTOOLS_METRICS_NAMESPACE="QlikLicenseButler")
-    return str(queue)
+    return queue
 
 
 def show_table(report: dict[str, Any], per_action: int = 4) -> None:
@@ -171,15 +125,22 @@ def show_table(report: dict[str, Any], per_action: int = 4) -> None:
             print(f"   {user:<30} {d['licenseType']:<12} {d['daysInactive']!s:>7} days  {action:<13} {d['reason']}")
 
 
+def dry_run(config: Path) -> dict[str, Any]:
+    """``butler evaluate --dry-run --json``, through the services the CLI calls."""
+    from butler.wiring import cli_actor, load_config, run_evaluate
+
+    report: dict[str, Any] = run_evaluate(load_config(config), dry_run=True, actor=cli_actor()).to_json()
+    return report
+
+
 def run() -> int:
-    from butler.cli import main as cli
     from qrs_simulator import Simulator
 
     os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"  # the demo prints its own story; warnings still show
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="butler-demo-"))
     say("1. A simulated Qlik Sense site: 2,000 users, QRS over mutual TLS")
-    with Simulator(users=2000, seed=42, certs_dir=workdir / "certs") as sim, aws(workdir), \
+    with Simulator(users=2000, seed=42, certs_dir=workdir / "certs") as sim, moto_server(), \
             influxdb(workdir) as influx_url:
         print(f"   QRS simulator at {sim.url}; moto (DynamoDB, Secrets Manager, SNS) on loopback")
         queue = provision(Path(sim.certs_dir))
@@ -188,15 +149,14 @@ def run() -> int:
         print(f"   config: {config} (certificates from the Secrets Manager secret {SECRET})")
 
         say("2. collect: the collect function on its EventBridge Scheduler event")
-        collected = invoke("collect", json.loads((EVENTS / "scheduler-collect.json").read_text()))
+        collected = invoke("collect", load_event("scheduler-collect"))
         print("   " + json.dumps(collected)[:400])
         if influx_url:
             show_influx(influx_url)
 
         say("3. evaluate, dry run: who would be released, and why not the others")
-        event = json.loads((EVENTS / "scheduler-evaluate.json").read_text())
-        dry = run_cli_json(cli, ["evaluate", "--config", str(config), "--dry-run", "--json"])
-        show_table(dry)
+        event = load_event("scheduler-evaluate")
+        show_table(dry_run(config))
 
         say("4. evaluate, live, with a breaker set to 10%: more candidates than that look like bad data")
         result = invoke("evaluate", event)
@@ -227,16 +187,6 @@ def run() -> int:
     return 0
 
 
-def run_cli_json(cli: Callable[[list[str]], int], argv: list[str]) -> dict[str, Any]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = cli(argv)
-    if code != 0:
-        raise RuntimeError(f"butler {' '.join(argv)} exited {code}")
-    report: dict[str, Any] = json.loads(out.getvalue())
-    return report
-
-
 def raise_breaker(config: Path) -> None:
     data = yaml.safe_load(config.read_text())
     data["Butler"]["licenseManagement"].update(abortAbovePercent=90)
@@ -258,14 +208,10 @@ def sim_json(sim: Any, path: str) -> Any:
 
 
 def show_influx(url: str) -> None:
-    spec = importlib.util.spec_from_file_location("influxd_support", ROOT / "tests" / "support" / "influxd.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     query = ('SELECT last("allocated") as allocated, last("available") as available FROM "license_usage" '
              'WHERE time >= now() - 24h GROUP BY "license_type"')
     print(f"   InfluxDB: {query}")
-    for series in module.query(url, query, db="butler_metrics"):
+    for series in influxd.query(url, query, db=INFLUX_DB):
         values = dict(zip(series["columns"], series["values"][0], strict=False))
         print(f"     {series['tags']['license_type']:<18} allocated={values['allocated']} "
               f"available={values['available']}")
