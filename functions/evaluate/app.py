@@ -8,6 +8,8 @@ logged. ``"dryRun": true`` in the input forces a dry run; the input can never fo
 (QRS unreachable, audit table down) raises, and so does a run in which any release failed (after its report,
 audit records and metrics are written), so the failure destination and the alarms fire; a breaker abort is a
 result (``status: aborted``, metric ``EvaluationAborted``), as is a run skipped because another holds the lock.
+Traced with X-Ray: the handler, each QRS request and the DynamoDB audit writes and queries. An invalid environment
+variable fails the first invocation, before any QRS or AWS call, naming it (``butler.environment``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from butler import wiring
 from butler.licenses.evaluate import publish_metrics
 from butler.lock import LockBusy
-from butler.observability import logger
+from butler.observability import logger, tracer
 
 _EVENT_KEYS = ("scheduleArn", "scheduledTime", "executionId", "attemptNumber")
 
@@ -29,6 +31,7 @@ class ReleasesFailed(RuntimeError):
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     event = event if isinstance(event, dict) else {}
     logger.append_keys(**{key: event[key] for key in _EVENT_KEYS if key in event})
