@@ -1,10 +1,13 @@
 """One measured phase in a fresh process (so peak memory is that phase's own): prints one JSON line.
 
-    python bench/phase.py collect|dry-run|release|naive-dry-run|naive-release CONFIG [--limit N]
+    python bench/phase.py collect|dry-run|release|naive-dry-run|naive-release|whatif|candidates|returns|report
+                          CONFIG [--limit N]
 
 ``release`` is a live evaluation throttled to N releases (``maxReleasesPerRun``), the product's whole path: leftovers,
 inventory, decisions, then the executor (batched re-reads of allocations and owners, DELETE, bounded concurrency,
-audit); ``naive-*`` are the baseline strategy of bench/naive.py.
+audit); ``naive-*`` are the baseline strategy of bench/naive.py. ``whatif`` (the 7-threshold sweep), ``candidates``
+(a dry run made now, one page of 1,000), ``returns`` (over ``limit`` releases, all of which came back: their users
+hold allocations) and ``report`` (the HTML page) are the tuning loop's reads.
 """
 
 from __future__ import annotations
@@ -64,8 +67,51 @@ def naive_release(config_path: str, limit: int) -> dict[str, Any]:
     return naive.release(wiring.load_config(config_path), limit)
 
 
+def what_if_sweep(config_path: str, limit: int) -> dict[str, Any]:
+    from butler.tuning_service import what_if
+
+    answer = what_if(wiring.load_config(config_path), None, sweep=True)
+    first = answer["sweep"][0]
+    return {"thresholds": len(answer["sweep"]), "wouldReleaseAt14": first["professional"]["wouldRelease"]
+            + first["analyzer"]["wouldRelease"]}
+
+
+def candidates(config_path: str, limit: int) -> dict[str, Any]:
+    from butler.licenses.tuning import page_of, select
+    from butler.tuning_service import candidates as dry_run_now
+
+    report = dry_run_now(wiring.load_config(config_path), "/dev/null")
+    page = page_of(select(report.decisions, action="would-release"), 1000, 0)
+    return {"evaluated": report.summary()["evaluated"], "wouldRelease": page["total"],
+            "pageBytes": len(json.dumps(page))}
+
+
+def returns(config_path: str, limit: int) -> dict[str, Any]:
+    """Returns over an audit file of ``limit`` releases made 10 days ago (of users who did not come back)."""
+    from datetime import UTC, datetime, timedelta
+
+    from butler.tuning_service import returns as read_returns
+
+    audit = Path(config_path).parent / "bench-releases.jsonl"
+    at = (datetime.now(UTC) - timedelta(days=10)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    audit.write_text("".join(json.dumps({"kind": "release-outcome", "runId": "bench", "at": at, "dryRun": False,
+                                         "allocationId": f"released-{n}", "licenseType": "analyzer",
+                                         "action": "release", "userDirectory": "BENCH", "userId": f"gone{n}",
+                                         "daysInactive": 50.0}) + "\n" for n in range(limit)))
+    answer = read_returns(wiring.load_config(config_path), 30, str(audit))
+    return {"released": answer["total"]["released"], "returned": answer["total"]["returned"]}
+
+
+def report(config_path: str, limit: int) -> dict[str, Any]:
+    from butler.tuning_service import report_html
+
+    page = report_html(wiring.load_config(config_path), "/dev/null")
+    return {"htmlBytes": len(page.encode())}
+
+
 PHASES = {"collect": collect, "dry-run": dry_run, "release": release, "naive-dry-run": naive_dry_run,
-          "naive-release": naive_release}
+          "naive-release": naive_release, "whatif": what_if_sweep, "candidates": candidates, "returns": returns,
+          "report": report}
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ runs in its own process (bench/phase.py) so its peak memory is its own. Prints, 
 (from ``/__sim/stats``), wall time, peak memory, points written; then handler import times and the layer size.
 
     .venv/bin/python bench/run.py [--sizes 1000,10000,100000] [--latency-ms 20] [--releases 1000]
+                                  [--phases collect,dry-run,naive-dry-run,whatif,candidates,returns,report,...]
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ def run_size(users: int, args: argparse.Namespace, influx: str | None, workdir: 
     with simulator(users, args.latency_ms, workdir / f"sim-{users}") as sim:
         config = write_config(sim, influx, workdir / f"sim-{users}")
         for name, limit in (("collect", 0), ("dry-run", 0), ("naive-dry-run", args.naive_lookups),
+                            ("whatif", 0), ("candidates", 0), ("returns", args.releases), ("report", 0),
                             ("release", args.releases), ("naive-release", args.releases)):
             if name not in args.phases or (name == "naive-release" and users != args.naive_release_size):
                 continue

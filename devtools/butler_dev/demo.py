@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 import yaml
 
-from butler_dev import influxd
+from butler_dev import influxd, notices_demo
 from butler_dev.lambda_harness import Context, load_event, load_handler, notice_inbox
 from butler_dev.moto_server import moto_server
 
@@ -182,6 +182,9 @@ def run() -> int:
 
         say("7. the audit trail, read back from DynamoDB")
         show_audit()
+
+        say("8. tell users first: a warning, the notice period, the release and its notice, a reinstatement")
+        notices_demo.run(workdir)
     shutil.rmtree(workdir, ignore_errors=True)
     say(f"done in {time.monotonic() - started:.1f} s")
     return 0

@@ -50,7 +50,9 @@ them; ``GET /__sim/state`` returns ``{"users": [User...], "allocations": [Alloca
 and carrying any of ``tags`` (names; replaces), ``customProperties`` (``{"name": ["value", ...]}``; replaces; new
 tags, properties and choice values are defined as needed), ``inactive``, ``blacklisted``, ``removedExternally``,
 ``email`` (null removes it), and ``lastUsed`` (ISO datetime or null) / ``quarantined`` (applied to each allocation
-the user holds; quarantining sets quarantineEnd = lastUsed + 7 days). Answer ``200 {"changed": N}``: the users of
+the user holds; quarantining sets quarantineEnd = lastUsed + 7 days), and ``release`` (a list of access types:
+the user's allocation of each is released as by DELETE, quarantine rule included, as an administrator would in the
+QMC). Answer ``200 {"changed": N}``: the users of
 which an object actually changed (changed objects get a new modifiedDate). Every user is looked up before anything
 is applied: an unknown one is a 404 naming it, a malformed body a 400, and then nothing is changed.
 

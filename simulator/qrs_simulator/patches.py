@@ -14,7 +14,8 @@ from . import clock
 from .model import JSON
 
 FLAGS = ("inactive", "blacklisted", "removedExternally")
-PATCH_KEYS = ("tags", "customProperties", *FLAGS, "email", "lastUsed", "quarantined")
+PATCH_KEYS = ("tags", "customProperties", *FLAGS, "email", "lastUsed", "quarantined", "release")
+ACCESS_KINDS = ("professional", "analyzer")
 TRIGGER_METHODS = ("GET", "POST", "PUT", "DELETE")
 
 
@@ -120,6 +121,12 @@ def _last_used(key: str, value: Any) -> datetime | None:
         raise PatchError(f"'{key}' is not an ISO datetime: {value!r}") from None
 
 
+def _release(key: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(kind in ACCESS_KINDS for kind in value):
+        raise PatchError(f"'{key}' must be a list of access types ({', '.join(ACCESS_KINDS)})")
+    return list(dict.fromkeys(value))
+
+
 _CHECKS: dict[str, Any] = {
     "tags": _tags,
     "customProperties": _custom_properties,
@@ -127,6 +134,7 @@ _CHECKS: dict[str, Any] = {
     "email": _email,
     "lastUsed": _last_used,
     "quarantined": _flag,
+    "release": _release,
 }
 
 

@@ -323,6 +323,10 @@ class SimState:
                 for kind in model.ACCESS_TYPES:
                     if self._patch_allocation(kind, guid, patch.changes, stamp, by):
                         changed.add(guid)
+                for kind in patch.changes.get("release", ()):  # as an administrator's release in the QMC
+                    held = self._by_user[kind].get(guid)
+                    if held is not None and self.release(kind, held, by):
+                        changed.add(guid)
             return len(changed)
 
     def set_triggers(self, triggers: list[Trigger]) -> None:

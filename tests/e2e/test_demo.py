@@ -34,6 +34,11 @@ def test_demo_runs_the_whole_pipeline() -> None:
     kinds = re.search(r"records by kind: (.*)", out)
     assert kinds and "release-outcome=" in kinds[1] and "run=3" in kinds[1]
     assert "arn:aws:iam::123456789012:user/qlik-admin" in out
+    # issue 12: a warning, the notice period, the release and its notice (a real SMTP server), a reinstatement
+    assert "mail to jdoe@corp.example: Qlik Sense: your Professional license will be released on" in out
+    assert re.search(r"CORP\\jdoe +notice-pending", out)
+    assert "mail to jdoe@corp.example: Qlik Sense: your Professional license was released" in out
+    assert "butler reinstate 'CORP\\jdoe' -> professional allocation" in out
 
 
 def test_without_the_devtools_the_demo_command_says_so_in_one_line(monkeypatch: pytest.MonkeyPatch,

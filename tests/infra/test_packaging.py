@@ -82,8 +82,9 @@ def test_functions_get_the_tables_and_topic_they_use(sam_template: dict[str, Any
     assert evaluate["AUDIT_RETENTION_DAYS"] == {"Ref": "AuditRetentionDays"}
     api = environment(sam_template, "ApiFunction")
     assert api["AUDIT_TABLE"] == {"Ref": "AuditTable"} and api["NOTIFY_TOPIC_ARN"] == {"Ref": "NoticeTopic"}
-    collect = environment(sam_template, "CollectFunction")
-    assert "AUDIT_TABLE" not in collect and "NOTIFY_TOPIC_ARN" not in collect
+    collect = environment(sam_template, "CollectFunction")  # the daily snapshots; it never notifies anyone
+    assert collect["AUDIT_TABLE"] == {"Ref": "AuditTable"} and "NOTIFY_TOPIC_ARN" not in collect
+    assert collect["AUDIT_RETENTION_DAYS"] == {"Ref": "AuditRetentionDays"} and "LOCK_TABLE" not in collect
 
 
 def test_powertools_settings_match_the_package(sam_template: dict[str, Any]) -> None:

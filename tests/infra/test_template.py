@@ -118,6 +118,19 @@ def test_vpc_endpoints_are_optional_and_cover_the_services_used(cfn: dict[str, A
         assert services[name]["Properties"]["PrivateDnsEnabled"] is True
 
 
+def test_functions_and_api_are_traced_without_responses(cfn: dict[str, Any]) -> None:
+    """X-Ray (butler.observability): active tracing with SAM's write permissions; handler responses name users, so
+    Powertools never records them."""
+    for name, function in resources_of(cfn, "AWS::Lambda::Function").items():
+        props = function["Properties"]
+        assert props["TracingConfig"] == {"Mode": "Active"}, name
+        assert props["Environment"]["Variables"]["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false", name
+        managed = cfn["Resources"][props["Role"]["Fn::GetAtt"][0]]["Properties"]["ManagedPolicyArns"]
+        assert any(arn.endswith("/AWSXrayWriteOnlyAccess") for arn in managed), name
+    (stage,) = resources_of(cfn, "AWS::ApiGateway::Stage").values()
+    assert stage["Properties"]["TracingEnabled"] is True
+
+
 # --- API Gateway --------------------------------------------------------------------------------------------
 
 
@@ -132,7 +145,7 @@ def test_every_api_route_requires_iam_auth(cfn: dict[str, Any]) -> None:
     body = api_body(cfn)
     assert body["securityDefinitions"]["AWS_IAM"]["x-amazon-apigateway-authtype"] == "awsSigv4"
     methods = [(path, method, op) for path, ops in body["paths"].items() for method, op in ops.items()]
-    assert len(methods) == 3
+    assert len(methods) >= 4  # every route (test_api_routes_are_the_resolvers_routes says which)
     for path, method, op in methods:
         assert op["security"] == [{"AWS_IAM": []}], (path, method)
         # InvokeRole NONE: API Gateway invokes the function itself, not with the caller's credentials
@@ -234,7 +247,11 @@ def test_each_function_gets_only_what_it_uses(cfn: dict[str, Any]) -> None:
     collect, evaluate, api = (_function_grants(cfn, f) for f in FUNCTIONS)
     notices = {"sns:Publish", "ses:SendEmail", "ses:SendRawEmail"}  # SES only with NoticeSenderAddress
     audit = {"dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:Query"}  # Query: open intents (reconcile)
-    assert set(collect) == {"secretsmanager:GetSecretValue", "sqs:SendMessage"}
+    # collect: the daily snapshots (BatchWriteItem, Query) and the forecast's releases (Query on the index)
+    assert set(collect) == {"secretsmanager:GetSecretValue", "sqs:SendMessage", "dynamodb:BatchWriteItem",
+                            "dynamodb:Query"}
+    assert collect["dynamodb:BatchWriteItem"] == {table}
+    assert collect["dynamodb:Query"] == {table, json.dumps({"Fn::Sub": "${AuditTable.Arn}/index/*"}, sort_keys=True)}
     assert set(evaluate) == {"secretsmanager:GetSecretValue", "sqs:SendMessage", *notices, *audit,
                              "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}  # the run lock
     assert set(api) == {"secretsmanager:GetSecretValue", *notices, *audit}
@@ -242,7 +259,8 @@ def test_each_function_gets_only_what_it_uses(cfn: dict[str, Any]) -> None:
     for grants in (evaluate, api):
         assert grants["sns:Publish"] == {topic}
         assert grants["dynamodb:PutItem"] == {table}
-        assert grants["dynamodb:Query"] == {index}
+    assert evaluate["dynamodb:Query"] == {index}
+    assert api["dynamodb:Query"] == {index, table}  # the forecast route reads the daily snapshots
     certificate = json.dumps({"Fn::If": ["CreateCertificateSecret", {"Ref": "CertificateSecret"},
                                          {"Ref": "CertificateSecretArn"}]}, sort_keys=True)
     for grants in (collect, evaluate, api):
@@ -254,14 +272,17 @@ def test_each_function_gets_only_what_it_uses(cfn: dict[str, Any]) -> None:
 
 def test_alarms_watch_the_metrics_the_code_emits(cfn: dict[str, Any]) -> None:
     from butler.licenses.collect import TYPE_METRICS
-    from butler.licenses.evaluate import METRIC_NAMES
+    from butler.licenses.evaluate import METRIC_NAMES, RETURN_RATE_METRIC
+    from butler.licenses.planning import FORECAST_METRIC
+    from butler.licenses.server_license import METRIC as SERVER_LICENSE_METRIC
 
-    emitted = {*TYPE_METRICS, *METRIC_NAMES.values(), "EvaluationAborted", "CollectorSuccess", "AllocatedCost"}
+    emitted = {*TYPE_METRICS, *METRIC_NAMES.values(), "EvaluationAborted", "CollectorSuccess", "AllocatedCost",
+               SERVER_LICENSE_METRIC, FORECAST_METRIC, RETURN_RATE_METRIC}
     ours = [a["Properties"] for a in resources_of(cfn, "AWS::CloudWatch::Alarm").values()
             if a["Properties"]["Namespace"] == NAMESPACE]
     watched = {a["MetricName"] for a in ours}
     assert {"Available", "UtilizationPercent", "Excess", "AllocatedCost", "CollectorSuccess", "FailedReleases",
-            "EvaluationAborted"} <= watched
+            "EvaluationAborted", "ServerLicenseDaysLeft"} <= watched
     assert watched <= emitted
     for alarm in ours:
         assert {"Name": "service", "Value": SERVICE} in alarm["Dimensions"]
@@ -283,6 +304,19 @@ def test_alarm_thresholds_are_parameters(cfn: dict[str, Any]) -> None:
     assert thresholds["Available:analyzer"] == {"Ref": "AnalyzerAvailableMin"}
     assert thresholds["UtilizationPercent:professional"] == {"Ref": "UtilizationMaxPercent"}
     assert thresholds["AllocatedCost:total"] == {"Ref": "MonthlyCostMax"}
+
+
+def test_server_license_alarms_fire_below_the_parameter_and_when_unusable(cfn: dict[str, Any]) -> None:
+    alarms = {name: a["Properties"] for name, a in resources_of(cfn, "AWS::CloudWatch::Alarm").items()
+              if a["Properties"].get("MetricName") == "ServerLicenseDaysLeft"}
+    assert set(alarms) == {"ServerLicenseExpiringAlarm", "ServerLicenseUnusableAlarm"}
+    assert cfn["Parameters"]["ServerLicenseDaysMin"]["Default"] == 30
+    expiring, unusable = alarms["ServerLicenseExpiringAlarm"], alarms["ServerLicenseUnusableAlarm"]
+    assert (expiring["Threshold"], expiring["ComparisonOperator"]) == ({"Ref": "ServerLicenseDaysMin"},
+                                                                       "LessThanThreshold")
+    assert (unusable["Threshold"], unusable["ComparisonOperator"]) == (0, "LessThanThreshold")  # <= -1
+    for alarm in alarms.values():  # the metric is emitted with the service dimension only
+        assert alarm["Dimensions"] == [{"Name": "service", "Value": SERVICE}] and alarm["Statistic"] == "Minimum"
 
 
 def test_outputs_name_the_api_table_topics_and_secret(cfn: dict[str, Any]) -> None:

@@ -58,8 +58,9 @@ def test_scheduled_collection_writes_points_and_metrics(invoke: Any, influx_serv
                                                         influx_db: str) -> None:
     result, emf = invoke({"influxDb": influx_config(influx_server, influx_db),
                           "licenseMonitoring": {"enable": True, "costs": {"professional": 40, "analyzer": 10}}})
-    assert result["pointsWritten"] == {"license_usage": 3, "user_license_activity": 6}
+    assert result["pointsWritten"] == {"license_usage": 3, "user_license_activity": 6, "server_license": 1}
     assert len(rows(influx_server.query('SELECT * FROM "user_license_activity"', influx_db))) == 6
+    assert metric(emf, "ServerLicenseDaysLeft") == [result["serverLicense"]["daysUntilExpiry"]]  # ten years ahead
     assert metric(emf, "CollectorSuccess") == [1]
     assert metric(emf, "Allocated", "professional") == [3] and metric(emf, "Available", "analyzer") == [17]
     assert metric(emf, "UtilizationPercent", "professional") == [30.0]

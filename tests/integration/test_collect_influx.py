@@ -18,7 +18,7 @@ from tests.integration.conftest import InfluxServer, influx_config, license_scen
 from tests.support.influxd import free_port, rows
 
 STARTED = datetime.now(UTC)
-COLLECTED = {"license_usage": 3, "user_license_activity": 6}
+COLLECTED = {"license_usage": 3, "user_license_activity": 6, "server_license": 1}
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_collect_writes_and_prints_points_per_measurement(collect: Any, site: An
     # bulk reads only: one overview and one /full per access type, whatever the number of users
     assert site.stats() == {"GET /qrs/license/accesstypeoverview": 1,
                             "GET /qrs/license/professionalaccesstype/full": 1,
-                            "GET /qrs/license/analyzeraccesstype/full": 1}
+                            "GET /qrs/license/analyzeraccesstype/full": 1, "GET /qrs/license": 1}
 
 
 def test_seed_query_license_utilization_by_type(collect: Any, influx_server: InfluxServer, influx_db: str) -> None:
@@ -95,8 +95,9 @@ def test_every_point_of_a_collection_shares_one_timestamp_and_the_static_tags(
 
 def test_metrics_selection_limits_what_is_written(collect: Any, influx_server: InfluxServer, influx_db: str) -> None:
     code, summary, _ = collect(monitoring(influx_server, influx_db, metrics=["availableLicenses"]))
-    assert code == 0 and summary["pointsWritten"] == {"license_usage": 3, "user_license_activity": 0}
-    keys = {r["fieldKey"] for r in rows(influx_server.query("SHOW FIELD KEYS", influx_db))}
+    assert code == 0 and summary["pointsWritten"] == {"license_usage": 3, "user_license_activity": 0,
+                                                      "server_license": 1}
+    keys = {r["fieldKey"] for r in rows(influx_server.query('SHOW FIELD KEYS FROM "license_usage"', influx_db))}
     assert keys == {"available"}
 
 
@@ -125,6 +126,20 @@ def test_a_failed_write_fails_the_command_visibly(collect: Any) -> None:
     code, summary, err = collect(extra)
     assert code == 1
     assert summary["influxDb"] == "failed" and summary["pointsWritten"] == {"license_usage": 0,
-                                                                           "user_license_activity": 0}
+                                                                           "user_license_activity": 0,
+                                                                           "server_license": 0}
     assert err.startswith("error: InfluxDB http://127.0.0.1:") and "cannot reach the server" in err
     assert "n0t-in-output" not in err + json.dumps(summary)
+
+
+def test_the_server_license_point_shares_the_collection_timestamp(collect: Any, influx_server: InfluxServer,
+                                                                  influx_db: str) -> None:
+    code, summary, _ = collect(monitoring(influx_server, influx_db))
+    assert code == 0 and summary["serverLicense"]["daysUntilExpiry"] is not None
+    found = rows(influx_server.query('SELECT * FROM "server_license"', influx_db))
+    assert len(found) == 1 and found[0]["time"] == summary["timestamp"].replace(".000Z", "Z")
+    assert found[0]["days_until_expiry"] == summary["serverLicense"]["daysUntilExpiry"] > 0
+    assert found[0]["expired"] is False and found[0]["site"] == "eu-prod"
+    types = {r["fieldKey"]: r["fieldType"] for r in rows(influx_server.query(
+        'SHOW FIELD KEYS FROM "server_license"', influx_db))}
+    assert types == {"days_until_expiry": "integer", "expired": "boolean"}

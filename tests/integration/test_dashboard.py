@@ -20,7 +20,15 @@ from tests.integration.conftest import InfluxServer, influx_config, license_scen
 from tests.support.influxd import create_database
 
 DASHBOARD = Path(__file__).parents[2] / "dashboards" / "license-overview.json"
-MACROS = {"$timeFilter": "time >= now() - 24h", "$__interval": "1m"}  # what Grafana substitutes at query time
+# What Grafana substitutes at query time: its macros, and the dashboard's variables (site: All).
+MACROS = {"$timeFilter": "time >= now() - 60d", "$__interval": "1m", "$site": ".*", "$atRiskDays": "25",
+          "$professionalCost": "40", "$analyzerCost": "10"}
+
+
+def substituted(query: str, **values: str) -> str:
+    for macro, value in {**MACROS, **{f"${k}": v for k, v in values.items()}}.items():
+        query = query.replace(macro, value)
+    return query
 
 
 def dashboard() -> dict[str, Any]:
@@ -52,9 +60,15 @@ def test_dashboard_imports_with_an_influxdb_datasource_input() -> None:
 def test_dashboard_covers_the_issues_panels() -> None:
     sources = " ".join(query for _, query in panel_queries())
     titles = " ".join(title.lower() for title, _ in panel_queries())
-    for needle in ('"utilization"', '"available"', '"used_minutes"', '"days_inactive" >= 25', '"license_release"'):
+    for needle in ('"utilization"', '"available"', '"used_minutes"', '"days_inactive" >= $atRiskDays',
+                   '"license_release"', "HOLT_WINTERS(", "$professionalCost"):
         assert needle in sources
     assert "capacity trend" in titles and "at risk" in titles
+    assert "forecast" in titles and "savings" in titles and "returns" in titles
+    assert all('"site" =~ /^$site$/' in query for _, query in panel_queries())  # every panel follows the site
+    variables = {v["name"]: v for v in dashboard()["templating"]["list"]}
+    assert set(variables) == {"site", "atRiskDays", "professionalCost", "analyzerCost"}
+    assert variables["atRiskDays"]["query"] == "25" and variables["site"]["allValue"] == ".*"
 
 
 @pytest.fixture(scope="module")
@@ -76,15 +90,22 @@ def collected(tmp_path_factory: pytest.TempPathFactory, influx_server: InfluxSer
     writer = InfluxV1Writer(InfluxDb.model_validate(influx_config(influx_server, database)))
     writer.write([make_point("license_release", {"license_type": "professional", "user_directory": "CORP",
                                                  "user_id": "CORP\\old", "dry_run": "false"},
-                             {"days_inactive": 45.5, "allocation_id": "f1e2"}, now - timedelta(hours=1))])
+                             {"days_inactive": 45.5, "allocation_id": "f1e2"}, now - timedelta(hours=1)),
+                  make_point("license_release", {"license_type": "analyzer", "user_directory": "CORP",
+                                                 "user_id": "CORP\\gone", "dry_run": "false"},
+                             {"days_inactive": 50.0, "allocation_id": "a9b8"}, now - timedelta(hours=2))])
+    # 30 days of history of a tagged site, for the forecast and the daily differences
+    settings = InfluxDb.model_validate(influx_config(influx_server, database))
+    north = InfluxV1Writer(settings, default_tags={"site": "north"})
+    north.write(
+        [make_point("license_usage", {"license_type": kind}, {"total": 10, "allocated": 1 + day // 10},
+                    now - timedelta(days=31 - day)) for day in range(30) for kind in ("professional", "analyzer")])
     return database
 
 
 @pytest.mark.parametrize(("title", "query"), panel_queries())
 def test_every_panel_query_returns_data(title: str, query: str, collected: str, influx_server: InfluxServer) -> None:
-    sql = query
-    for macro, value in MACROS.items():
-        sql = sql.replace(macro, value)
+    sql = substituted(query)
     assert not re.search(r"\$(?!tag_|col)\w", sql), f"unsubstituted variable in {title}"
     series = influx_server.query(sql, collected)
     values = [v for s in series for v in s.get("values", [])]
@@ -94,5 +115,36 @@ def test_every_panel_query_returns_data(title: str, query: str, collected: str, 
 
 def test_users_at_risk_panel_lists_only_the_idle_unquarantined(collected: str, influx_server: InfluxServer) -> None:
     (query,) = [q for title, q in panel_queries() if "at risk" in title.lower()]
-    series = influx_server.query(query.replace("$timeFilter", MACROS["$timeFilter"]), collected)
+    series = influx_server.query(substituted(query), collected)
     assert sorted(s["tags"]["user_id"] for s in series) == ["CORP\\alice", "CORP\\bob", "CORP\\dave"]
+    assert influx_server.query(substituted(query, atRiskDays="100000"), collected) == []  # the threshold counts
+
+
+def test_the_site_variable_lists_and_filters_the_sites(collected: str, influx_server: InfluxServer) -> None:
+    site = next(v for v in dashboard()["templating"]["list"] if v["name"] == "site")
+    (series,) = influx_server.query(site["query"], collected)
+    assert [row[1] for row in series["values"]] == ["north"]
+    (query,) = [q for title, q in panel_queries() if title == "Capacity trend"]
+    north = influx_server.query(substituted(query, site="north"), collected)
+    assert {len(s["values"]) for s in north} == {30}  # the tagged history only, not the untagged collection
+    assert influx_server.query(substituted(query, site="south"), collected) == []
+
+
+def test_the_savings_panel_prices_the_live_releases(collected: str, influx_server: InfluxServer) -> None:
+    (query,) = [q for title, q in panel_queries() if "savings" in title.lower() and "professional" in q]
+    (series,) = influx_server.query(substituted(query), collected)
+    assert series["values"][0][1] == 40  # one live release at 40 a month
+
+
+def test_server_license_stat_maps_no_expiry_and_shows_the_collected_days(collected: str,
+                                                                        influx_server: InfluxServer) -> None:
+    from butler.licenses.server_license import NO_EXPIRY_DAYS
+
+    (panel,) = [p for p in dashboard()["panels"] if '"server_license"' in p["targets"][0]["query"]]
+    assert panel["type"] == "stat" and '"days_until_expiry"' in panel["targets"][0]["query"]
+    mappings = panel["fieldConfig"]["defaults"]["mappings"]
+    assert any(m["type"] == "value" and m["options"][str(NO_EXPIRY_DAYS)]["text"] == "No expiry" for m in mappings)
+    assert any(m["type"] == "range" and m["options"]["to"] == -1 for m in mappings)  # expired, invalid, blacklisted
+    sql = substituted(panel["targets"][0]["query"])
+    (series,) = influx_server.query(sql, collected)
+    assert 3000 < series["values"][-1][1] < NO_EXPIRY_DAYS  # the simulator's license: valid for ten years

@@ -148,7 +148,7 @@ def test_readable_table_and_dry_run_over_the_breaker(site: Any, write_config: Ca
     code, out, _ = run_cli("--config", str(config_file), "--audit-file", str(tmp_path / "a.jsonl"), capsys=capsys)
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split()[:5] == ["USER", "TYPE", "DAYS", "INACTIVE", "ACTION"]
+    assert lines[0].split()[:6] == ["USER", "NAME", "TYPE", "DAYS", "INACTIVE", "ACTION"]
     assert any(line.startswith("CORP\\p.vip") and "protected" in line and "exclusions.tags: vip-user" in line
                for line in lines)
     assert ("Totals: evaluated 17, released 0, wouldRelease 3, protected 4, keep 9, skip 1, failed 0, deferred 0, "

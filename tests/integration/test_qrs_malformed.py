@@ -212,8 +212,9 @@ def test_users_by_id_refuses_users_not_asked_for(stub: StubQrs) -> None:
 
 
 def test_one_unreadable_allocation_is_marked_and_the_others_read(stub: StubQrs) -> None:
-    records = [{"id": GUID, "lastUsed": "2026-03-01T08:00:00.000Z"},
-               {"id": GUID.replace("4b", "7d"), "lastUsed": "2026-13-45T00:00:00.000Z",
+    always = {"createdDate": "2025-03-01T08:00:00.000Z", "quarantined": False}  # QRS sends these with every record
+    records = [{"id": GUID, "lastUsed": "2026-03-01T08:00:00.000Z", **always},
+               {"id": GUID.replace("4b", "7d"), "lastUsed": "2026-13-45T00:00:00.000Z", **always,
                 "user": {"id": GUID, "userId": "jdoe", "userDirectory": "CORP"}}]
     stub.routes[f"GET {ALLOCATIONS}"] = lambda q: json_answer(records)
     good, broken = stub.client().allocations("professional")

@@ -113,6 +113,21 @@ def test_patch_last_used_and_quarantine_apply_to_allocations(fresh_qrs: Qrs) -> 
     }
 
 
+def test_patch_release_applies_the_delete_rule_to_the_named_types(fresh_qrs: Qrs) -> None:
+    # jdoe's professional allocation was used 2 days ago: quarantined; pobrien's analyzer 30 days ago: removed
+    body = [{"userDirectory": "DOMAIN", "userId": "jdoe", "release": ["professional", "analyzer"]},
+            {"userDirectory": "DOMAIN", "userId": "pobrien", "release": ["analyzer"]}]
+    assert patch(fresh_qrs, body).json() == {"changed": 2}
+    kept = fresh_qrs.allocation_of("professional", "jdoe")
+    assert kept is not None and kept["quarantined"] is True
+    assert fresh_qrs.allocation_of("analyzer", "pobrien") is None
+    assert patch(fresh_qrs, [{"userDirectory": "DOMAIN", "userId": "newbie", "release": ["analyzer"]}]).json() == {
+        "changed": 0
+    }
+    assert patch(fresh_qrs, [{"userDirectory": "DOMAIN", "userId": "jdoe", "release": ["pro"]}]).status_code == 400
+    assert_recount(fresh_qrs.sim.state)
+
+
 def test_unknown_user_is_404_and_changes_nothing(fresh_qrs: Qrs) -> None:
     before = fresh_qrs.control("GET", "state")
     body = [

@@ -83,7 +83,7 @@ class FakeQrs:
         found = [self.refreshed.get(i) or self.store.get(i) for i in wanted]
         return [a for a in found if a is not None and a.licenseType == license_type]
 
-    def users_by_id(self, ids: Any) -> list[User]:
+    def users_by_id(self, ids: Any, *, with_email: bool = False) -> list[User]:
         wanted = set(ids)
         self._call("POST", "user/table")
         self.user_filters.append(" or ".join(f"id eq {i}" for i in sorted(wanted)))
@@ -109,7 +109,8 @@ class FakeQrs:
             with self._lock:
                 self.active -= 1
 
-    def users(self, qrs_filter: str | None = None, *, only_ids: set[str] | None = None) -> list[User]:
+    def users(self, qrs_filter: str | None = None, *, only_ids: set[str] | None = None,
+              with_email: bool = False) -> list[User]:
         self._call("POST", "user/table")
         self.user_filters.append(qrs_filter)
         if qrs_filter is None:
@@ -149,6 +150,17 @@ class MemoryAudit:
 
     def open_runs(self) -> list[dict[str, Any]]:
         return [r for r in self.latest() if r["kind"] == "run" and r.get("status") == "running"]
+
+    def warnings(self) -> list[dict[str, Any]]:
+        return [r for r in self.latest() if r["kind"] == "warning"]
+
+    def holds(self) -> list[dict[str, Any]]:
+        return [r for r in self.latest() if r["kind"] == "hold" and r.get("active")]
+
+    def releases_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        low, high = qrs_date(start), qrs_date(end)
+        return [r for r in self.latest() if r["kind"] == "release-outcome" and r["action"] == "release"
+                and low <= r["at"] <= high]
 
 
 class MemoryNotifier:

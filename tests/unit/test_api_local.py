@@ -105,7 +105,7 @@ def test_a_body_within_the_limit_is_read_and_ignored(local_port: int) -> None:
     ("CONNECT", "/v4/licenses/status", "GET"),
     ("PATCH", "/v4/licenses/user/jdoe", "GET, DELETE"),
     ("HEAD", "/v4/licenses/status", "GET"),
-    ("BREW", "/coffee", "DELETE, GET"),  # an unknown verb on an unknown path: the methods the API has
+    ("BREW", "/coffee", "DELETE, GET, POST, PUT"),  # an unknown verb on an unknown path: the methods the API has
 ])
 def test_a_method_the_api_does_not_declare_is_a_json_405(local_port: int, method: str, path: str,
                                                          allow: str) -> None:

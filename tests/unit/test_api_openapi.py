@@ -30,7 +30,14 @@ def test_the_document_describes_the_three_operations_behind_sigv4() -> None:
                   for method, op in item.items()}
     assert operations == {("/v4/licenses/status", "get"): "getLicenseStatus",
                           ("/v4/licenses/user/{userId}", "get"): "getUserLicenses",
-                          ("/v4/licenses/user/{userId}", "delete"): "releaseUserLicenses"}
+                          ("/v4/licenses/user/{userId}", "delete"): "releaseUserLicenses",
+                          ("/v4/licenses/forecast", "get"): "getLicenseForecast",
+                          ("/v4/licenses/user/{userId}/hold", "put"): "setHold",
+                          ("/v4/licenses/user/{userId}/hold", "delete"): "removeHold",
+                          ("/v4/licenses/user/{userId}/reinstate", "post"): "reinstateUser",
+                          ("/v4/licenses/candidates", "get"): "getCandidates",
+                          ("/v4/licenses/what-if", "get"): "getWhatIf",
+                          ("/v4/licenses/returns", "get"): "getReturns", ("/v4/licenses/report", "get"): "getReport"}
     assert document["security"] == [{"sigv4": []}]
     assert document["components"]["securitySchemes"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"
     release = document["paths"]["/v4/licenses/user/{userId}"]["delete"]
@@ -47,7 +54,15 @@ def test_each_operation_lists_exactly_the_status_codes_it_can_answer() -> None:
     upstream = ["500", "502", "503", "504"]
     assert codes == {("/v4/licenses/status", "get"): ["200", "400", *upstream],  # no parameter: no 422
                      ("/v4/licenses/user/{userId}", "get"): ["200", "400", "404", "409", "422", *upstream],
-                     ("/v4/licenses/user/{userId}", "delete"): ["200", "400", "404", "409", "422", *upstream]}
+                     ("/v4/licenses/user/{userId}", "delete"): ["200", "400", "404", "409", "422", *upstream],
+                     ("/v4/licenses/forecast", "get"): ["200", "400", "422", *upstream],
+                     ("/v4/licenses/user/{userId}/hold", "put"): ["200", "400", "404", "409", "422", *upstream],
+                     ("/v4/licenses/user/{userId}/hold", "delete"): ["200", "400", "404", "422", *upstream],
+                     ("/v4/licenses/user/{userId}/reinstate", "post"): ["200", "400", "404", "409", "422",
+                                                                         *upstream],
+                     **{(f"/v4/licenses/{name}", "get"): ["200", "400", "422", *upstream]
+                        for name in ("candidates", "what-if", "returns")},
+                     ("/v4/licenses/report", "get"): ["200", "400", *upstream]}
     error = {"$ref": "#/components/schemas/ErrorBody"}
     for item in document["paths"].values():
         for op in item.values():

@@ -11,6 +11,7 @@ import pytest
 
 from butler.config import Config, ConfigError, Costs, parse
 from butler.licenses import collect
+from butler.licenses.server_license import ServerLicense
 from butler.qrs.models import AccessTypeOverview, Allocation, LicenseType
 from butler.sinks.influx import InfluxWriteError, InfluxWriter
 
@@ -34,6 +35,10 @@ class FakeQrs:
         return [Allocation.model_validate({"id": f"{license_type}-{n}", "lastUsed": "2026-05-01T12:00:00.000Z",
                                            "user": {"userDirectory": "CORP", "userId": f"{license_type[0]}{n}"}})
                 .model_copy(update={"licenseType": license_type}) for n in range(3)]
+
+    def server_license(self) -> ServerLicense:
+        self.calls.append("license")
+        return ServerLicense(serial="9999000011112222", keyDetails="Valid To: 2026-07-01")  # 30 days after NOW
 
 
 class FakeWriter(InfluxWriter):
@@ -67,8 +72,9 @@ def test_disabled_monitoring_reads_and_writes_nothing() -> None:
 def test_collection_writes_every_point_at_one_timestamp() -> None:
     qrs, writer = FakeQrs(), FakeWriter()
     summary = collect.run_collection(config(), qrs, writer, now=NOW)
-    assert qrs.calls == ["overview", "professional", "analyzer"]  # one read per access type, no N+1
-    assert summary.points == summary.written == {"license_usage": 3, "user_license_activity": 6}
+    assert qrs.calls == ["overview", "professional", "analyzer", "license"]  # one read per access type, no N+1
+    assert summary.points == summary.written == {"license_usage": 3, "user_license_activity": 6,
+                                                 "server_license": 1}
     stamps = {text.rsplit(" ", 1)[1] for text in writer.lines}
     assert stamps == {str(int(NOW.replace(microsecond=0).timestamp()))}
     assert all(",site=test" in text for text in writer.lines)  # static tags on every point
@@ -78,7 +84,7 @@ def test_collection_writes_every_point_at_one_timestamp() -> None:
 def test_summary_json_names_points_written_per_measurement() -> None:
     summary = collect.run_collection(config(), FakeQrs(), FakeWriter(), now=NOW).to_json()
     json.dumps(summary)  # serializable as printed by `butler collect`
-    assert summary["pointsWritten"] == {"license_usage": 3, "user_license_activity": 6}
+    assert summary["pointsWritten"] == {"license_usage": 3, "user_license_activity": 6, "server_license": 1}
     assert summary["influxDb"] == "written"
     assert summary["licenses"]["professional"]["utilization"] == 40.0
     assert summary["error"] is None
@@ -87,9 +93,10 @@ def test_summary_json_names_points_written_per_measurement() -> None:
 def test_without_user_activity_allocations_are_not_read() -> None:
     qrs, writer = FakeQrs(), FakeWriter()
     summary = collect.run_collection(config(metrics=["totalLicenses"]), qrs, writer, now=NOW)
-    assert qrs.calls == ["overview"]
-    assert summary.written == {"license_usage": 3, "user_license_activity": 0}
-    assert all(" total=" in text and "allocated=" not in text for text in writer.lines)
+    assert qrs.calls == ["overview", "license"]
+    assert summary.written == {"license_usage": 3, "user_license_activity": 0, "server_license": 1}
+    usage = [text for text in writer.lines if text.startswith("license_usage")]
+    assert len(usage) == 3 and all(" total=" in text and "allocated=" not in text for text in usage)
 
 
 @pytest.mark.parametrize(("monitoring", "writer", "reason"), [
@@ -110,8 +117,8 @@ def test_failed_write_is_reported_with_what_made_it() -> None:
     summary = collect.run_collection(config(), FakeQrs(), writer, now=NOW)
     assert not summary.ok
     assert summary.influx == "failed"
-    assert "HTTP 500 boom" in (summary.error or "") and "4 of 9 points written" in (summary.error or "")
-    assert summary.written == {"license_usage": 3, "user_license_activity": 1}
+    assert "HTTP 500 boom" in (summary.error or "") and "4 of 10 points written" in (summary.error or "")
+    assert summary.written == {"license_usage": 3, "user_license_activity": 1, "server_license": 0}
     assert len(writer.lines) == 4
 
 
@@ -146,7 +153,7 @@ def test_emf_metrics_per_license_type(capsys: pytest.CaptureFixture[str]) -> Non
     assert metric_values(records, "professional") == {"Total": 10, "Allocated": 4, "Available": 6,
                                                       "UtilizationPercent": 40.0, "Excess": 0, "Quarantined": 0}
     assert metric_values(records, "analyzer")["UtilizationPercent"] == 25.0
-    assert metric_values(records, None) == {"AnalyzerCapacityUsedPercent": 10.0}
+    assert metric_values(records, None) == {"AnalyzerCapacityUsedPercent": 10.0, "ServerLicenseDaysLeft": 30.0}
     assert "analyzer_capacity" not in {r.get("LicenseType") for r in records}
     assert not any("AllocatedCost" in r for r in records)  # no costs configured
     dimensions = {tuple(sorted(d)) for r in records for d in r["_aws"]["CloudWatchMetrics"][0]["Dimensions"]}

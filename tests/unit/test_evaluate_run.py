@@ -261,12 +261,13 @@ def test_report_json_matches_the_contract() -> None:
 def test_readable_table() -> None:
     text = format_table(evaluate(make_site(), dry_run=True))
     lines = text.splitlines()
-    assert lines[0].split() == ["USER", "TYPE", "DAYS", "INACTIVE", "ACTION", "REASON"]
+    assert lines[0].split() == ["USER", "NAME", "TYPE", "DAYS", "INACTIVE", "ACTION", "REASON"]
     vip = next(line for line in lines if "p_vip" in line)
-    assert vip.split()[:4] == ["CORP\\p_vip", "professional", "90.0", "protected"]
+    assert vip.split()[:5] == ["CORP\\p_vip", "P_Vip", "professional", "90.0", "protected"]
     assert vip.endswith("exclusions.tags: VIP-User")
     assert ("Totals: evaluated 16, released 0, wouldRelease 2, protected 1, keep 12, skip 1, failed 0, deferred 0, "
             "warned 0, wouldWarn 0, noticePending 0") in lines
+    assert "Protected by rule: exclusions.tags 1" in lines
     assert lines[-1] == "Dry run: nothing was released."
 
 

@@ -75,15 +75,17 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any] | None, st
     ("analyzer 45.1 days, default 45", {}, {"kind": "analyzer", "idle": 45.1}, {}, "release", "inactive 45.1"),
     ("custom threshold 10 days", {"release": {"professional": {"inactivityDays": 10}}}, {"idle": 10.2}, {},
      "release", "inactive 10.2 days >= release.professional.inactivityDays 10"),
-    ("never used, allocated 40 days ago", {}, {"idle": None, "created": 40}, {}, "release", "inactive 40.0"),
-    ("never used, allocated 20 days ago", {}, {"idle": None, "created": 20}, {}, "keep", "last activity 20.0"),
+    ("never used, allocated 40 days ago", {}, {"idle": None, "created": 40}, {}, "release",
+     "never used; allocated 40.0 days ago >= release.professional.inactivityDays 30"),
+    ("never used, allocated 20 days ago", {}, {"idle": None, "created": 20}, {}, "keep",
+     "never used; allocated 20.0 days ago, below"),
     # 3. protection rules
     ("grace period: allocated 6.9 days ago", {"release": {"professional": {"inactivityDays": 5}}},
      {"idle": None, "created": 6.9}, {}, "protected", "quarantine.gracePeriod"),
     ("grace period: allocated 7.1 days ago", {"release": {"professional": {"inactivityDays": 5}}},
-     {"idle": None, "created": 7.1}, {}, "release", "inactive 7.1"),
+     {"idle": None, "created": 7.1}, {}, "release", "never used; allocated 7.1"),
     ("grace period 0 disables it", {"quarantine": {"gracePeriod": 0}, "release": {"professional": {
-        "inactivityDays": 1}}}, {"idle": None, "created": 2}, {}, "release", "inactive 2.0"),
+        "inactivityDays": 1}}}, {"idle": None, "created": 2}, {}, "release", "never used; allocated 2.0"),
     ("excluded user, other case", {"exclusions": EXCLUSIONS}, {"directory": "domain", "user_id": "ADMIN.user"},
      {"directory": "domain", "user_id": "ADMIN.user"}, "protected", "exclusions.users: domain\\ADMIN.user"),
     ("same user id, other directory", {"exclusions": EXCLUSIONS}, {"directory": "CORP", "user_id": "admin.user"},
@@ -234,7 +236,10 @@ def test_an_owner_without_a_guid_is_skipped() -> None:
 def test_a_user_record_of_another_owner_is_not_used() -> None:
     other = user().model_copy(update={"id": "11111111-2222-4333-8444-555555555555"})
     decision = decide(allocation(idle=400), other, rules(), NOW)
-    assert decision.action == "skip" and "user record not found" in decision.reason
+    assert decision.action == "skip" and "does not match the allocation's owner" in decision.reason
+    renamed = user(user_id="someone.else")  # the owner's id, another user's name: a swapped row
+    decision = decide(allocation(idle=400), renamed, rules(exclusions=EXCLUSIONS), NOW)
+    assert decision.action == "skip" and "does not match the allocation's owner CORP\\jdoe" in decision.reason
 
 
 @given(st.text(max_size=60))

@@ -67,7 +67,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from butler.wiring import run_collect
 
     try:
-        summary = run_collect(_config(args))
+        summary = run_collect(_config(args), audit_file=args.audit_file)
     except InfluxWriteError as exc:  # the writer could not even be built (e.g. the token secret)
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -84,8 +84,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from butler.licenses.evaluate import format_table
     from butler.lock import LockBusy
     from butler.observability import logger
+    from butler.tuning_cli import evaluate_usage, selected_output
     from butler.wiring import cli_actor, run_evaluate
 
+    if evaluate_usage(args):
+        print(evaluate_usage(args), file=sys.stderr)
+        return EXIT_CONFIG
     handler = logger.registered_handler
     logs = handler if isinstance(handler, logging.StreamHandler) else logging.StreamHandler()
     previous, logs.stream = logs.stream, sys.stderr  # stdout is the report's
@@ -97,7 +101,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return EXIT_LOCKED
     finally:
         logs.stream = previous
-    if args.json:
+    selected = selected_output(report, args)  # --only, --sort, --csv
+    if selected is not None:
+        print(selected)
+    elif args.json:
         _print_json(report.to_json())
     else:
         print(format_table(report))
@@ -211,6 +218,27 @@ def _audit_records(config: Config, args: argparse.Namespace) -> list[dict[str, A
     return audit.releases_between(now - timedelta(days=args.days), now)
 
 
+def cmd_forecast(args: argparse.Namespace) -> int:
+    """Capacity planning: per type the trend, the available count and the day the pool runs out."""
+    from butler.licenses.forecast import MAX_HORIZON_DAYS
+    from butler.licenses.planning import format_forecast
+    from butler.wiring import run_forecast
+
+    if not 0 <= args.horizon <= MAX_HORIZON_DAYS:
+        print(f"--horizon {args.horizon}: give a number of days, 0 to {MAX_HORIZON_DAYS}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        answer = run_forecast(_config(args), audit_file=args.audit_file, horizon_days=args.horizon)
+    except json.JSONDecodeError as exc:  # a truncated last line, or not an audit file at all
+        print(f"error: {args.audit_file}: a line is not JSON ({exc.msg})", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        _print_json(answer.model_dump())
+    else:
+        print(format_forecast(answer))
+    return EXIT_OK
+
+
 def cmd_sam_params(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -225,6 +253,8 @@ def cmd_sam_params(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from butler import holds_cli, tuning_cli
+
     parser = argparse.ArgumentParser(prog="butler", description="Qlik Sense access license butler")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -241,11 +271,21 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--check-connection", action="store_true",
                           help="also read the certificates (files or secret) and make one QRS read")
     command("status", cmd_status, "print the license status JSON")
-    command("collect", cmd_collect, "collect license metrics once into InfluxDB")
+    collect = command("collect", cmd_collect, "collect license metrics once into InfluxDB")
+    collect.add_argument("--audit-file", default=None, metavar="PATH",
+                         help="keep the daily snapshots in this JSON Lines file (AUDIT_TABLE: in DynamoDB)")
+    forecast = command("forecast", cmd_forecast, "capacity planning: when each license pool runs out")
+    forecast.add_argument("--horizon", type=int, default=180, metavar="DAYS",
+                          help="look this many days ahead (default 180)")
+    forecast.add_argument("--json", action="store_true", help="print the forecast as JSON")
+    forecast.add_argument("--audit-file", default="./butler-audit.jsonl", metavar="PATH")
     evaluate = command("evaluate", cmd_evaluate, "run one license evaluation")
     evaluate.add_argument("--dry-run", action="store_true", help="release nothing, whatever the config says")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     evaluate.add_argument("--audit-file", default="./butler-audit.jsonl", metavar="PATH")
+    tuning_cli.add_evaluate_choices(evaluate)
+    tuning_cli.add_commands(command)  # what-if, returns, report
+    holds_cli.add_commands(command)  # hold, holds, reinstate
     serve = command("serve", cmd_serve, "serve the /v4 API on 127.0.0.1")
     serve.add_argument("--port", type=int, required=True, help=f"port on 127.0.0.1, 0 to {MAX_PORT} (0: any free port)")
     serve.add_argument("--audit-file", default="./butler-audit.jsonl", metavar="PATH")

@@ -9,7 +9,7 @@ Environment variables (all optional):
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,12 +22,15 @@ from butler.qrs.certs import CertificateFiles, from_files, from_secret
 if TYPE_CHECKING:
     from butler.licenses.collect import CollectionSummary
     from butler.licenses.evaluate import EvaluationReport
+    from butler.licenses.holds import Holds
     from butler.licenses.model import LicenseSource
     from butler.licenses.on_request import OnRequest, RequestSinks
+    from butler.licenses.planning import ForecastAnswer
     from butler.lock import RunLock
     from butler.sinks.audit import AuditTrail
     from butler.sinks.influx import InfluxWriter
     from butler.sinks.notify import Notifier
+    from butler.sinks.user_notices import MailNotices
 
 _ENV_OVERRIDES = {
     "QRS_HOST": "Butler.qrs.host",
@@ -40,8 +43,12 @@ SECRET_MAX_AGE_SECONDS = 300  # a rotated certificate secret is picked up within
 
 def load_config(path: str | Path | None = None, env: Mapping[str, str] = os.environ) -> Config:
     """The configuration file, with the deployment's environment overrides applied."""
-    file = path or env.get("BUTLER_CONFIG") or "config/butler.yaml"
-    overrides: dict[str, Any] = {dotted: env[name] for name, dotted in _ENV_OVERRIDES.items() if env.get(name)}
+    from butler.environment import environment
+
+    variables = environment(env).model_dump(by_alias=True)  # validated: a bad one raises, naming it
+    file = path or variables["BUTLER_CONFIG"]
+    overrides: dict[str, Any] = {dotted: variables[name] for name, dotted in _ENV_OVERRIDES.items()
+                                 if variables[name] is not None}
     if "Butler.qrs.secretId" in overrides:
         overrides["Butler.qrs.certificates"] = None
     return config_module.load(file, overrides)
@@ -104,21 +111,48 @@ def influx_writer(config: Config) -> InfluxWriter | None:
     return writer_from_config(settings, token=token, default_tags=config.Butler.licenseMonitoring.tags)
 
 
-def run_collect(config: Config, *, now: datetime | None = None) -> CollectionSummary:
-    """One license collection with adapters built from the config: the collect function and ``butler collect``."""
+def run_collect(config: Config, *, now: datetime | None = None, audit_file: str | None = None) -> CollectionSummary:
+    """One license collection with adapters built from the config: the collect function and ``butler collect``.
+    The daily snapshots go to the audit store when there is one: ``AUDIT_TABLE``, or ``audit_file`` (the CLI's
+    ``--audit-file``; never a file nobody asked for)."""
+    from butler.environment import environment
     from butler.licenses.collect import run_collection
 
     monitoring = config.Butler.licenseMonitoring
     if not monitoring.enable:
         return run_collection(config, None, None, now=now)
+    history = audit_sink(config, audit_file) if environment().audit_table or audit_file else None
     client = qrs_client(config)
     influx = influx_writer(config) if monitoring.storeInInfluxDb else None
     try:
-        return run_collection(config, client, influx, now=now)
+        return run_collection(config, client, influx, now=now, history=history)
     finally:
         client.close()
         if influx is not None:
             influx.close()
+
+
+def run_forecast(config: Config, *, audit: AuditTrail | None = None, audit_file: str | None = None,
+                 horizon_days: int = 180, now: datetime | None = None) -> ForecastAnswer:
+    """Capacity planning (``butler forecast``, the API, the collect function's ``DaysToExhaustion``): InfluxDB's
+    ``license_usage`` when it is the history, else the audit store's snapshots; releases from the audit store."""
+    from datetime import UTC
+
+    from butler.licenses.planning import plan_capacity, reads_influx
+
+    store = audit or audit_sink(config, audit_file)
+    writer = influx_writer(config) if reads_influx(config) else None
+    try:
+        reader = None
+        if writer is not None:  # reads_influx: version 1 only
+            from butler.sinks.influx import InfluxV1Writer
+
+            reader = writer if isinstance(writer, InfluxV1Writer) else None
+        return plan_capacity(config, audit=store, usage=reader, now=now or datetime.now(UTC),
+                             horizon_days=horizon_days)
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 # --- evaluation: audit trail, notices, run lock ----------------------------------------------------------------
@@ -142,31 +176,36 @@ def cli_actor() -> str:
 
 def audit_sink(config: Config, audit_file: str | None = None, env: Mapping[str, str] = os.environ) -> AuditTrail:
     """DynamoDB when ``AUDIT_TABLE`` is set (``AWS_ENDPOINT_URL`` honoured by boto3), else JSON Lines."""
+    from butler.environment import environment
     from butler.sinks.audit import DynamoDbAuditSink, JsonLinesAuditSink
 
     settings = config.Butler.licenseManagement.auditLog
-    table = env.get("AUDIT_TABLE")
+    variables = environment(env)
+    table = variables.audit_table
     if table:
-        retention = int(env.get("AUDIT_RETENTION_DAYS") or settings.retentionDays)  # the stack's parameter wins
+        retention = variables.audit_retention_days or settings.retentionDays  # the stack's parameter wins
         return DynamoDbAuditSink(table, retention_days=retention, include_user_details=settings.includeUserDetails)
     return JsonLinesAuditSink(audit_file or DEFAULT_AUDIT_FILE, include_user_details=settings.includeUserDetails)
 
 
 def notifier(env: Mapping[str, str] = os.environ) -> Notifier | None:
     """The administrators' SNS run digest when ``NOTIFY_TOPIC_ARN`` is set."""
+    from butler.environment import environment
     from butler.sinks.notify import SnsNotifier
 
-    topic = env.get("NOTIFY_TOPIC_ARN")
+    topic = environment(env).notify_topic_arn
     return SnsNotifier(topic) if topic else None
 
 
 def run_lock(config: Config, name: str = "evaluate", env: Mapping[str, str] = os.environ) -> RunLock:
     """One lock per Qlik site (host resolved, port): DynamoDB (``LOCK_TABLE`` or ``AUDIT_TABLE``) with a
     heartbeat, else a file lock in the temp folder."""
+    from butler.environment import environment
     from butler.lock import DynamoDbLock, FileLock, site_key
 
     site = site_key(config.Butler.qrs.host, config.Butler.qrs.port)
-    table = env.get("LOCK_TABLE") or env.get("AUDIT_TABLE")
+    variables = environment(env)
+    table = variables.lock_table or variables.audit_table
     if table:
         return DynamoDbLock(table, f"{name}@{site}")
     return FileLock.for_site(name, site)
@@ -184,11 +223,36 @@ def run_evaluate(config: Config, *, dry_run: bool | None = None, audit_file: str
         influx = influx_writer(config)
         try:
             return run_evaluation(config, client, audit=audit, notifier=notifier(), influx=influx, dry_run=dry_run,
-                                  now=now, actor=actor, alive=lock.alive)
+                                  now=now, actor=actor, alive=lock.alive, mail=user_notices(config))
         finally:
             client.close()
             if influx is not None:
                 influx.close()
+
+
+def holds(config: Config, audit_file: str | None = None, client: LicenseSource | None = None) -> Holds:
+    """Holds and reinstatement for the CLI (the API builds its own per container): the audit store, and QRS
+    connected on first use."""
+    from functools import cache
+
+    from butler.licenses.holds import Holds
+    from butler.licenses.release import utc_now
+
+    qrs: Callable[[], LicenseSource] = (lambda: client) if client is not None else cache(lambda: qrs_client(config))
+    return Holds(qrs, audit_sink(config, audit_file), config.Butler.licenseManagement, utc_now)
+
+
+def user_notices(config: Config) -> MailNotices | None:
+    """Mail to users and administrators (``notifications.email``); None when e-mail is off. The sender (and the
+    SMTP password secret) is built on its first mail."""
+    from butler.sinks.email import mailer_from_config
+    from butler.sinks.user_notices import MailNotices
+
+    email = config.Butler.licenseManagement.notifications.email
+    if not email.enable:
+        return None
+    return MailNotices(lambda: mailer_from_config(email, get_secret), hub_url=email.hubUrl,
+                       admin_addresses=email.adminAddresses)
 
 
 def set_log_level(config: Config) -> None:

@@ -15,8 +15,10 @@ from typing import Any
 
 from butler.api.identity import caller
 from butler.config import Config
+from butler.licenses.holds import Holds
 from butler.licenses.model import LicenseSource, RunContext
 from butler.licenses.on_request import OnRequest, RequestSinks
+from butler.licenses.planning import ForecastAnswer
 
 
 def utc_now() -> datetime:
@@ -84,12 +86,27 @@ class Backend:
     def service(self) -> OnRequest:
         return OnRequest(self.client(), self.config.Butler.licenseManagement, self._clock)
 
+    def holds(self) -> Holds:
+        """Holds and reinstatement: the container's QRS client and audit store."""
+        return Holds(self.client, self.sinks().audit, self.config.Butler.licenseManagement, self._clock)
+
     def sinks(self) -> RequestSinks:
         config = self.config
         with self._lock:
             if self._sinks is None:
                 self._sinks = self._sinks_factory(config, self._audit_file)
             return self._sinks
+
+    def forecast(self, horizon_days: int) -> ForecastAnswer:
+        """Capacity planning from the audit store this container writes to (and InfluxDB when enabled)."""
+        from butler.wiring import run_forecast
+
+        return run_forecast(self.config, audit=self.sinks().audit, horizon_days=horizon_days, now=self._clock())
+
+    @property
+    def audit_file(self) -> str | None:
+        """The JSON Lines audit file (``butler serve --audit-file``); DynamoDB when ``AUDIT_TABLE`` is set."""
+        return self._audit_file
 
     def run_context(self, request_context: dict[str, Any] | None) -> RunContext:
         """A release on request is a run of its own: its id, the caller, the mode of the configuration."""

@@ -24,16 +24,22 @@ from butler.api import errors
 from butler.api.backend import Backend
 from butler.api.identity import MAX_PART_LENGTH, parse_user
 from butler.api.models import ErrorBody, LicenseStatus, LicenseTypeName, ReleaseResult, UserLicenses
+from butler.api.notice_routes import NOTICE_ROUTES, NOTICE_SCHEMA_FAILURES, add_notice_routes
+from butler.api.tuning_routes import TUNING_ROUTES, TUNING_SCHEMA_FAILURES, add_tuning_routes
 from butler.config import ConfigError
+from butler.licenses.forecast import MAX_HORIZON_DAYS
+from butler.licenses.planning import ForecastAnswer
 from butler.observability import logger
 from butler.qrs import QrsTlsError
 from butler.qrs.certs import CertificateError
 
 STATUS_PATH = "/v4/licenses/status"
 USER_PATH = "/v4/licenses/user/<userId>"
+FORECAST_PATH = "/v4/licenses/forecast"
 # Every route and its methods: the 405's Allow header here and in ``butler serve`` (a test keeps it in step with
 # the resolver's routes).
-ROUTES: dict[str, tuple[str, ...]] = {STATUS_PATH: ("GET",), USER_PATH: ("GET", "DELETE")}
+ROUTES: dict[str, tuple[str, ...]] = {STATUS_PATH: ("GET",), USER_PATH: ("GET", "DELETE"), FORECAST_PATH: ("GET",),
+                                      **TUNING_ROUTES, **NOTICE_ROUTES}
 DECLARED_METHODS = frozenset(method for methods in ROUTES.values() for method in methods)
 _ROUTE_PATTERNS = [(re.compile("^" + re.sub(r"<\w+>", "[^/]*", path) + "$"), methods)
                    for path, methods in ROUTES.items()]
@@ -46,6 +52,7 @@ UserDirectoryQuery = Annotated[str | None, Query(
     description="the user directory of a bare userid", min_length=1, max_length=MAX_PART_LENGTH)]
 LicenseTypeQuery = Annotated[LicenseTypeName | None, Query(description="release only this type's allocation")]
 ForceQuery = Annotated[bool, Query(description="release even when a protection rule holds")]
+HorizonQuery = Annotated[int, Query(description="days to look ahead (default 180)", ge=0, le=MAX_HORIZON_DAYS)]
 
 # The error answers, exactly as they occur; each route lists the ones it can give.
 ERROR_TEXTS = {
@@ -63,7 +70,9 @@ ERROR_TEXTS = {
 }
 # What makes each query parameter fail its schema (the 422 of the operations that take it).
 SCHEMA_FAILURES = {"userDirectory": "userDirectory empty or longer than 255 characters",
-                   "licenseType": "licenseType not professional or analyzer", "force": "force not true or false"}
+                   "licenseType": "licenseType not professional or analyzer", "force": "force not true or false",
+                   "horizon": f"horizon not a whole number of days, 0 to {MAX_HORIZON_DAYS}", **TUNING_SCHEMA_FAILURES,
+                   **NOTICE_SCHEMA_FAILURES}
 _RELEASE_ERRORS = {
     409: "A bare userId in several user directories (userDirectories names them), or a protection rule holds: "
          "nothing was released (protections and allocations say which; force=true releases anyway)",
@@ -95,6 +104,8 @@ def create_app(backend: Backend) -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(enable_validation=True,
                                  response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR)
     _add_routes(app, backend)
+    add_tuning_routes(app, backend, _only_parameters)  # candidates, what-if, returns, report
+    add_notice_routes(app, backend, _only_parameters)  # hold, reinstate
     _add_error_handlers(app, backend)
     return app
 
@@ -119,7 +130,7 @@ def _add_routes(app: APIGatewayRestResolver, backend: Backend) -> None:
     def get_user(userId: UserIdPath, userDirectory: UserDirectoryQuery = None) -> UserLicenses:
         _only_parameters(app, {"userDirectory"})
         ref = parse_user(userId, userDirectory)
-        return backend.service().user_licenses(ref.user_id, ref.user_directory)
+        return backend.holds().show(backend.service().user_licenses(ref.user_id, ref.user_directory))
 
     @app.delete(USER_PATH, operation_id="releaseUserLicenses", summary="Release a user's licenses", tags=["licenses"],
                 description="Releases the user's professional and analyzer allocations (or one licenseType's) "
@@ -138,6 +149,22 @@ def _add_routes(app: APIGatewayRestResolver, backend: Backend) -> None:
         logger.info("release on request", extra={"caller": run.actor, "runId": run.run_id, "user": str(ref),
                                                  "actions": [a.action for a in answer.allocations]})
         return answer
+
+
+    @app.get(FORECAST_PATH, operation_id="getLicenseForecast", summary="Capacity planning", tags=["licenses"],
+             description="The CLI's forecast: per type the trend of allocations per day over the last 90 days "
+                         "(with and without releases), the available count, the day the pool runs out within the "
+                         "horizon (or null), historyDays; with licenseMonitoring.costs the monthly cost and the "
+                         "savings of the last 30 days' releases. History: InfluxDB license_usage when enabled, "
+                         "else the audit store's daily snapshots.",
+             responses=_answers(ForecastAnswer, "The forecast", (400, 502, 503, 504), {
+                 400: "Bad input: an unknown query parameter",
+                 502: "InfluxDB or DynamoDB refused the read, or a secret it needs cannot be read",
+                 503: "InfluxDB or an AWS service is unreachable or unavailable",
+                 504: "An AWS service did not answer in time"}))
+    def get_forecast(horizon: HorizonQuery = 180) -> ForecastAnswer:
+        _only_parameters(app, {"horizon"})
+        return backend.forecast(horizon)
 
 
 def _only_parameters(app: APIGatewayRestResolver, allowed: set[str]) -> None:

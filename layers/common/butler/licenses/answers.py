@@ -79,6 +79,27 @@ class CustomProperty(_Answer):
     value: str
 
 
+class HoldInfo(_Answer):
+    userDirectory: str
+    userId: str
+    until: str = Field(description="YYYY-MM-DD: the user's allocations are not released before this day (UTC)")
+    reason: str | None
+    by: str = Field(description="who set it (the audit records' caller)")
+    at: str | None = Field(description="when it was set")
+    active: bool = Field(description="false once lifted or expired: it protects nothing any more")
+
+
+class ReinstateResult(_Answer):
+    userDirectory: str
+    userId: str
+    licenseType: LicenseType
+    allocationId: str = Field(description="the new allocation (or Qlik's quarantined one, reinstated)")
+    caller: str = Field(description="the identity the audit records name")
+    runId: str
+    undoes: str | None = Field(description="when this tool released it (the release undone); null: --license-type "
+                                           "allocated without a release of ours")
+
+
 class UserLicenses(_Answer):
     userDirectory: str
     userId: str
@@ -91,6 +112,7 @@ class UserLicenses(_Answer):
     protected: bool = Field(description="a protection rule holds for at least one allocation")
     protections: list[str]
     allocations: list[AllocationInfo]
+    hold: HoldInfo | None = Field(None, description="the hold set on the user (butler hold), if any")
 
 
 class ReleasedAllocation(_Answer):

@@ -24,11 +24,17 @@ InfluxDB data (CONTRACT section 5):
   ``days_inactive`` (the release policy's own definition) and ``quarantined`` (bool). An allocation with neither
   date has no inactivity and no point.
 
+- ``server_license``, no tags, one point: ``days_until_expiry`` (integer; ``NO_EXPIRY_DAYS`` for a license that
+  does not expire, at most -1 once expired, invalid or blacklisted) and ``expired`` (bool), as
+  ``server_license.influx_fields``. A failed ``GET /qrs/license`` does not fail the collection (the access
+  licenses are still worth having): it fails closed, as an unreadable expiry does, with days left 0 (every
+  "days left below N" alarm fires) and the error in the summary's ``serverLicense.problem`` and the log.
+
 ``licenseMonitoring.metrics`` selects the InfluxDB fields: ``totalLicenses`` -> ``total``; ``allocatedLicenses``
 -> ``allocated``, ``used``, ``quarantined``, ``excess``, ``utilization`` and the capacity minutes;
 ``availableLicenses`` -> ``available``; ``userActivity`` -> the ``user_license_activity`` points. The static
-``licenseMonitoring.tags`` are added by the writer. CloudWatch metrics do not depend on the selection: alarms
-need them whatever the dashboards show.
+``licenseMonitoring.tags`` are added by the writer; ``server_license`` is written whatever the selection.
+CloudWatch metrics do not depend on the selection: alarms need them whatever the dashboards show.
 """
 
 from __future__ import annotations
@@ -36,13 +42,24 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from butler.config import LICENSE_TYPES, Config, Costs, LicenseMonitoring, MonitoringMetric
-from butler.licenses.model import Measurement, MeasurementsNotWritten, MeasurementWriter, iso
+from butler.licenses.model import AuditSink, Measurement, MeasurementsNotWritten, MeasurementWriter, iso
 from butler.licenses.policy import days_inactive
+from butler.licenses.release import describe
+from butler.licenses.server_license import MEASUREMENT as SERVER
+from butler.licenses.server_license import METRIC as SERVER_METRIC
+from butler.licenses.server_license import (
+    ServerLicense,
+    influx_fields,
+    metric_value,
+    server_license_status,
+    unread_status,
+)
 from butler.licenses.status import percent
+from butler.observability import logger
 from butler.qrs.models import AccessDetails, AccessTypeOverview, Allocation, AnalyzerTimeAccess, LicenseType, qualified
 
 USAGE = "license_usage"
@@ -64,6 +81,8 @@ class LicenseSource(Protocol):
     def access_type_overview(self) -> AccessTypeOverview: ...
 
     def allocations(self, license_type: LicenseType, qrs_filter: str | None = None) -> list[Allocation]: ...
+
+    def server_license(self) -> ServerLicense: ...
 
 
 # --- pure: QRS's numbers to fields and points ------------------------------------------------------------------
@@ -142,6 +161,16 @@ def activity_points(allocations: Iterable[Allocation], at: datetime) -> list[Mea
     return points
 
 
+def read_server_license(client: LicenseSource, today: date) -> dict[str, Any]:
+    """``serverLicense`` as the status has it; a failed read is a status whose ``problem`` names the error."""
+    try:
+        return server_license_status(client.server_license(), today)
+    except Exception as exc:  # fail closed (days left 0), and the access licenses are still collected
+        problem = f"GET /qrs/license failed: {describe(exc)}"
+        logger.warning("server license not read", extra={"error": problem})
+        return unread_status(problem)
+
+
 # --- the service ------------------------------------------------------------------------------------------------
 
 
@@ -157,6 +186,8 @@ class CollectionSummary:
     usage: dict[str, Fields] = field(default_factory=dict)  # every license_usage field, by license_type
     error: str | None = None
     duration_seconds: float = 0.0
+    server_license: dict[str, Any] | None = None  # serverLicense as in the status (server_license_status)
+    history: str = "not kept"  # the daily snapshots in the audit store (butler.licenses.planning)
 
     @property
     def ok(self) -> bool:
@@ -170,16 +201,20 @@ class CollectionSummary:
             "pointsWritten": dict(self.written),
             "pointsCollected": dict(self.points),
             "licenses": self.usage,
+            "serverLicense": self.server_license,
             "error": self.error,
             "durationSeconds": round(self.duration_seconds, 3),
+            "history": self.history,
         }
 
 
 def run_collection(
-    config: Config, client: LicenseSource | None, influx: MeasurementWriter | None, *, now: datetime | None = None
+    config: Config, client: LicenseSource | None, influx: MeasurementWriter | None, *, now: datetime | None = None,
+    history: AuditSink | None = None,
 ) -> CollectionSummary:
     """Collect once. A failed InfluxDB write is reported in ``summary.error`` (the caller fails the run); a QRS
-    failure raises. ``influx`` None: InfluxDB disabled, nothing is written."""
+    failure raises. ``influx`` None: InfluxDB disabled, nothing is written. ``history``: the audit store that keeps
+    the daily snapshots (a failed write is reported in ``summary.error`` too)."""
     monitoring = config.Butler.licenseMonitoring
     if not monitoring.enable:
         return CollectionSummary(enabled=False, influx="not written (licenseMonitoring.enable: false)")
@@ -191,9 +226,13 @@ def run_collection(
     groups = {USAGE: usage_points(usage, monitoring.metrics, moment), ACTIVITY: []}
     if "userActivity" in monitoring.metrics:
         groups[ACTIVITY] = activity_points((a for t in LICENSE_TYPES for a in client.allocations(t)), moment)
-    summary = CollectionSummary(enabled=True, timestamp=moment, usage=usage,
+    server = read_server_license(client, moment.date())
+    groups[SERVER] = [Measurement(SERVER, {}, influx_fields(server), moment)]
+    summary = CollectionSummary(enabled=True, timestamp=moment, usage=usage, server_license=server,
                                 points={name: len(group) for name, group in groups.items()})
     _store(summary, groups, monitoring, influx)
+    if history is not None:
+        _keep_history(summary, history)
     summary.duration_seconds = time.monotonic() - started
     return summary
 
@@ -211,6 +250,20 @@ def _store(summary: CollectionSummary, groups: dict[str, list[Measurement]], mon
         except MeasurementsNotWritten as exc:
             summary.influx, summary.error = "failed", str(exc)
             summary.written = _first_written(summary.points, exc.written)
+
+
+def _keep_history(summary: CollectionSummary, history: AuditSink) -> None:
+    """The day's snapshot of each type; a failure fails the collection visibly, after InfluxDB had its points."""
+    from butler.licenses.planning import keep_snapshots
+
+    if summary.timestamp is None:  # nothing was collected
+        return
+    try:
+        summary.history = f"kept ({keep_snapshots(history, summary.usage, summary.timestamp)} snapshots)"
+    except Exception as exc:  # the store's own failure (DynamoDB, a file): the adapter's error, on one line
+        summary.history = "failed"
+        problem = f"daily snapshots not kept: {' '.join(str(exc).split()) or type(exc).__name__}"
+        summary.error = f"{summary.error}; {problem}" if summary.error else problem
 
 
 def _first_written(counts: dict[str, int], written: int) -> dict[str, int]:
@@ -231,7 +284,7 @@ TYPE_METRICS = {"Total": "total", "Allocated": "allocated", "Available": "availa
 
 def emit_metrics(summary: CollectionSummary, costs: Costs | None = None) -> None:
     """One EMF record per access type (dimensions ``service``, ``LicenseType``), Analyzer Capacity's use in percent,
-    and ``AllocatedCost`` per type and ``LicenseType=total`` when costs are configured."""
+    ``AllocatedCost`` per type and ``LicenseType=total`` when costs are configured, and ``ServerLicenseDaysLeft``."""
     from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
     from butler.observability import NAMESPACE, SERVICE
@@ -253,6 +306,8 @@ def emit_metrics(summary: CollectionSummary, costs: Costs | None = None) -> None
                                                       MetricUnit.Percent)})
     for license_type, cost in allocated_costs(summary.usage, costs).items():
         record(license_type, {"AllocatedCost": (cost, MetricUnit.NoUnit)})
+    if summary.server_license is not None:  # dimension service only; see server_license.metric_value
+        record(None, {SERVER_METRIC: (metric_value(summary.server_license), MetricUnit.Count)})
 
 
 def allocated_costs(usage: dict[str, Fields], costs: Costs | None) -> dict[str, float]:

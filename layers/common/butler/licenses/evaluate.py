@@ -25,7 +25,6 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from butler.config import LICENSE_TYPES, Config, LicenseManagement
-from butler.licenses.inventory import fetch_inventory
 from butler.licenses.model import (
     Action,
     AuditTrail,
@@ -35,12 +34,16 @@ from butler.licenses.model import (
     Notifier,
     RunContext,
     RunMode,
+    UserNotices,
     decision_record,
     iso,
 )
-from butler.licenses.policy import Rules, decide, needs_user_record
+from butler.licenses.notice_run import NoticeRun
+from butler.licenses.policy import Rules, decide
 from butler.licenses.reconcile import reconcile
+from butler.licenses.redundant import evaluation_inventory, fresh_recheck
 from butler.licenses.release import ReleaseExecutor, describe, utc_now
+from butler.licenses.tuning import evidence, evidence_line, protected_by_rule, user_name
 from butler.observability import NAMESPACE, SERVICE, logger
 from butler.qrs.models import LicenseType
 
@@ -50,6 +53,7 @@ SUMMARY_KEYS: dict[Action, str] = {"release": "released", "would-release": "woul
 METRIC_NAMES: dict[Action, str] = {"release": "Released", "would-release": "WouldRelease", "protected": "Protected",
                                 "failed": "FailedReleases", "deferred": "Deferred"}
 CANDIDATE_ACTIONS = ("release", "would-release")
+RETURN_RATE_METRIC = "ReturnRate"  # percent of last month's released users of a type who came back (tuning)
 
 
 @dataclass
@@ -65,6 +69,8 @@ class EvaluationReport:
     abort_reason: str | None = None
     influx_error: str | None = None
     reconciled: dict[str, int] = field(default_factory=dict)
+    notice_note: str | None = None  # warnings the administrators must pass on (the digest's note)
+    evidence: dict[str, Any] = field(default_factory=dict)  # last month's returns, the recommendation (tuning)
 
     @property
     def aborted(self) -> bool:
@@ -93,6 +99,8 @@ class EvaluationReport:
             report["aborted"] = self.abort_reason
         if self.influx_error:
             report["influxError"] = self.influx_error
+        report["protectedByRule"] = protected_by_rule(self.decisions)
+        report.update(self.evidence)
         if any(self.reconciled.values()):
             report["reconciled"] = self.reconciled
         if decisions:
@@ -161,7 +169,7 @@ def run_record(report: EvaluationReport, *, actor: str, management: LicenseManag
 def run_evaluation(
     config: Config, client: LicenseSource, *, audit: AuditTrail, notifier: Notifier | None,
     influx: MeasurementWriter | None, dry_run: bool | None = None, now: datetime | None = None,
-    actor: str = "scheduler", alive: Callable[[], bool] = lambda: True,
+    actor: str = "scheduler", alive: Callable[[], bool] = lambda: True, mail: UserNotices | None = None,
 ) -> EvaluationReport:
     """One evaluation. ``dry_run`` None follows the configuration (see ``RunMode.resolve``); ``now`` fixes the clock
     (tests); ``alive`` says whether the run lock is still ours."""
@@ -177,7 +185,7 @@ def run_evaluation(
     try:
         report.reconciled = reconcile(audit, client, now=started, actor=actor, holding_run_lock=True,
                                       own_run=run.run_id)
-        outcome = _evaluate(client, management, audit, influx, run)
+        outcome = _evaluate(client, management, audit, influx, run, mail, digest=notifier is not None)
     except Exception as exc:  # the run record must not stay "running" when the cause is known
         report.finished_at = clock()
         try:
@@ -187,7 +195,8 @@ def run_evaluation(
         raise
     report = replace(report, finished_at=clock(), decisions=outcome.decisions, cap_reason=outcome.cap_reason,
                      cap_exceeded=outcome.cap_reason is not None, abort_reason=outcome.abort_reason,
-                     influx_error=outcome.influx_error)
+                     influx_error=outcome.influx_error, evidence=outcome.evidence,
+                     notice_note=outcome.notice_note)
     audit.write(run_record(report, actor=actor, management=management,
                            status="aborted" if report.aborted else "finished"))
     _send_digest(notifier, report, actor)
@@ -201,14 +210,20 @@ class _Outcome(NamedTuple):
     cap_reason: str | None = None
     abort_reason: str | None = None
     influx_error: str | None = None
+    evidence: dict[str, Any] = {}  # noqa: RUF012 (never mutated)
+    notice_note: str | None = None
 
 
 def _evaluate(source: LicenseSource, management: LicenseManagement, audit: AuditTrail,
-              influx: MeasurementWriter | None, run: RunContext) -> _Outcome:
+              influx: MeasurementWriter | None, run: RunContext, mail: UserNotices | None = None, *,
+              digest: bool = False) -> _Outcome:
     """Inventory, decisions, breaker and throttles, then the executor; returns what happened."""
     rules, at = Rules.from_config(management), run.clock()
-    inventory = fetch_inventory(source, lambda allocation: needs_user_record(allocation, rules, at))
-    decisions = [decide(allocation, user, rules, at) for allocation, user in inventory.pairs()]
+    notices = NoticeRun.start(management, rules, audit)  # holds and warnings: one query each
+    # holders: for releaseRedundant
+    inventory, holders = evaluation_inventory(source, rules, at, with_email=notices.with_email)
+    decisions = [notices.finish(decide(allocation, user, rules, at, holders), at)
+                 for allocation, user in inventory.pairs()]
     counts = {t: inventory.count(t) for t in LICENSE_TYPES}
     tripped = breaker(decisions, counts, management)
     if tripped and not run.mode.dry_run:
@@ -221,11 +236,22 @@ def _evaluate(source: LicenseSource, management: LicenseManagement, audit: Audit
         executor = ReleaseExecutor(source, audit, run, concurrency=management.concurrency, influx=influx,
                                    log_level=management.auditLog.logLevel)
         decisions = executor.release(throttle(decisions, counts, management),
-                                     lambda fresh, user: decide(fresh, user, rules, run.clock()))
+                                     notices.recheck(fresh_recheck(source, rules, holders, run.clock), run.clock))
         outcome = _Outcome(decisions, tripped, None, executor.influx_error)
+    told, note = notices.send(outcome.decisions, mail=mail, audit=audit, run=run, digest=digest)
+    outcome = outcome._replace(decisions=told, notice_note=note)
     if management.auditLog.enable:
         _audit_decisions(outcome.decisions, audit, run)
-    return outcome
+    return outcome._replace(evidence=_evidence(audit, inventory.allocations, rules, at))
+
+
+def _evidence(audit: AuditTrail, allocations: Any, rules: Rules, at: datetime) -> dict[str, Any]:
+    """Last month's returns and the recommendation; the run's outcome never depends on them."""
+    try:
+        return evidence(audit, allocations, rules, at)
+    except Exception as exc:
+        logger.warning("returns could not be computed", extra={"error": describe(exc)})
+        return {}
 
 
 def _send_digest(notifier: Notifier | None, report: EvaluationReport, actor: str) -> None:
@@ -233,8 +259,10 @@ def _send_digest(notifier: Notifier | None, report: EvaluationReport, actor: str
     if notifier is None:
         return
     try:
+        released = any(d.action in ("release", "failed") for d in report.decisions)  # a digest goes out anyway
+        notes = [report.abort_reason, evidence_line(report.evidence) if released else None, report.notice_note]
         notifier.run_digest(report.run_id, report.decisions, actor=actor, dry_run=report.dry_run,
-                            note=report.abort_reason)
+                            note="; ".join(n for n in notes if n) or None)
     except Exception as exc:  # the releases happened; a lost digest must not fail the run
         logger.error("run digest notice failed", extra={"runId": report.run_id, "error": describe(exc)})
 
@@ -270,20 +298,34 @@ def publish_metrics(report: EvaluationReport) -> None:
             metrics.add_dimension(name="LicenseType", value=license_type)
         for name, value in values.items():
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        rate = return_rate(report, license_type)
+        if rate is not None:  # the template alarms above ReturnRateAlarmPercent: thresholds too aggressive
+            metrics.add_metric(name=RETURN_RATE_METRIC, unit=MetricUnit.Percent, value=rate)
         metrics.flush_metrics()
 
 
-def format_table(report: EvaluationReport) -> str:
-    """The readable report of ``butler evaluate``: one line per allocation, then the totals."""
-    rows = [("USER", "TYPE", "DAYS INACTIVE", "ACTION", "REASON")]
-    rows += [(d.qualified_user, d.license_type,
-              "-" if d.days_inactive is None else f"{d.days_inactive:.1f}", d.action, d.reason)
-             for d in report.decisions]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)), row[4]]).rstrip()
-             for row in rows]
+def return_rate(report: EvaluationReport, license_type: LicenseType | None) -> float | None:
+    """Percent of last month's releases of the type whose user came back; None when none was released."""
+    part = report.evidence.get("returns", {}).get(license_type or "total") or {}
+    rate = part.get("returnRate")
+    return None if rate is None else float(rate)
+
+
+def format_table(report: EvaluationReport, rows: Sequence[Decision] | None = None) -> str:
+    """The readable report of ``butler evaluate``: one line per allocation (``rows``: those chosen, e.g. by
+    ``--only``), then the totals of the whole run and the protected allocations per rule."""
+    table = [("USER", "NAME", "TYPE", "DAYS INACTIVE", "ACTION", "REASON")]
+    table += [(d.qualified_user, user_name(d) or "-", d.license_type,
+               "-" if d.days_inactive is None else f"{d.days_inactive:.1f}", d.action, d.reason)
+              for d in (report.decisions if rows is None else rows)]
+    widths = [max(len(row[i]) for row in table) for i in range(5)]
+    lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:5], widths, strict=True)), row[5]]).rstrip()
+             for row in table]
     summary = report.summary()
     lines += ["", "Totals: " + ", ".join(f"{key} {value}" for key, value in summary.items())]
+    by_rule = protected_by_rule(report.decisions)
+    if by_rule:
+        lines.append("Protected by rule: " + ", ".join(f"{rule} {n}" for rule, n in by_rule.items()))
     lines.append(_status_line(report))
     return "\n".join(lines)
 

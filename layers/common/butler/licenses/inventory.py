@@ -44,16 +44,22 @@ class Inventory:
 
 def fetch_inventory(source: LicenseSource, needs_user: Callable[[Allocation], bool]) -> Inventory:
     """All allocations of both types, and the users of those for which ``needs_user`` holds."""
-    allocations = {license_type: source.allocations(license_type) for license_type in LICENSE_TYPES}
+    return inventory_of(source, {t: source.allocations(t) for t in LICENSE_TYPES}, needs_user)
+
+
+def inventory_of(source: LicenseSource, allocations: dict[LicenseType, list[Allocation]],
+                 needs_user: Callable[[Allocation], bool], *, with_email: bool = False) -> Inventory:
+    """The allocations already read, joined to the users of those for which ``needs_user`` holds."""
     owners = {a.user.id for listed in allocations.values() for a in listed
               if needs_user(a) and a.user is not None and a.user.id}
-    return Inventory.join(allocations, fetch_users(source, owners))
+    return Inventory.join(allocations, fetch_users(source, owners, with_email=with_email))
 
 
-def fetch_users(source: LicenseSource, ids: set[str]) -> list[User]:
-    """A few users by id (50 a request); more in full pages that keep only those (never one per user)."""
+def fetch_users(source: LicenseSource, ids: set[str], *, with_email: bool = False) -> list[User]:
+    """A few users by id (50 a request); more in full pages that keep only those (never one per user).
+    ``with_email`` adds the ``email`` attribute to the same requests (only when users are mailed)."""
     if not ids:
         return []
     if len(ids) > USER_FILTER_MAX:
-        return source.users(only_ids=ids)
-    return source.users_by_id(sorted(ids))
+        return source.users(only_ids=ids, with_email=True) if with_email else source.users(only_ids=ids)
+    return source.users_by_id(sorted(ids), with_email=True) if with_email else source.users_by_id(sorted(ids))

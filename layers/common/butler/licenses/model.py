@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal, Protocol
 
+from butler.licenses.forecast import Sample
 from butler.licenses.server_license import ServerLicense
 from butler.qrs.models import AccessTypeOverview, Allocation, LicenseType, User, qualified
 
@@ -155,6 +156,10 @@ class ProtectedUser(Refusal):
     """A protection rule holds: nothing was released."""
 
 
+class ReinstateRefused(Refusal):
+    """Nothing was allocated: none available, the user holds one already, or no release of ours to undo."""
+
+
 class ReleaseFailed(Refusal):
     """At least one release failed; ``details`` lists every allocation's outcome."""
 
@@ -180,9 +185,10 @@ class LicenseSource(Protocol):
 
     def allocations_by_id(self, license_type: LicenseType, ids: Iterable[str]) -> list[Allocation]: ...
 
-    def users(self, qrs_filter: str | None = None, *, only_ids: set[str] | None = None) -> list[User]: ...
+    def users(self, qrs_filter: str | None = None, *, only_ids: set[str] | None = None,
+              with_email: bool = False) -> list[User]: ...
 
-    def users_by_id(self, ids: Iterable[str]) -> list[User]: ...
+    def users_by_id(self, ids: Iterable[str], *, with_email: bool = False) -> list[User]: ...
 
     def users_named(self, user_id: str, directory: str | None = None) -> list[User]: ...
 
@@ -191,6 +197,8 @@ class LicenseSource(Protocol):
     def server_license(self) -> ServerLicense: ...
 
     def delete_allocation(self, license_type: LicenseType, allocation_id: str) -> None: ...
+
+    def allocate(self, license_type: LicenseType, user_guid: str) -> Allocation: ...
 
 
 class AuditSink(Protocol):
@@ -208,9 +216,17 @@ class AuditTrail(AuditSink, Protocol):
 
     def releases_between(self, start: datetime, end: datetime) -> list[Record]: ...
 
+    def snapshots_between(self, start: date, end: date) -> list[Record]:
+        """The daily ``snapshot`` records of the days ``start`` to ``end`` (inclusive)."""
+        ...
+
     def open_intents(self) -> list[Record]: ...
 
     def open_runs(self) -> list[Record]: ...
+
+    def warnings(self) -> list[Record]: ...
+
+    def holds(self) -> list[Record]: ...
 
 
 class Notifier(Protocol):
@@ -218,6 +234,36 @@ class Notifier(Protocol):
 
     def run_digest(self, run_id: str, decisions: Sequence[Decision], *, actor: str, dry_run: bool,
                    note: str | None = None) -> None: ...
+
+
+class UsageHistory(Protocol):
+    """InfluxDB's ``license_usage`` read back (capacity planning): the readings of those types in [start, end]."""
+
+    def usage_samples(self, start: datetime, end: datetime, license_types: Sequence[str]) -> list[Sample]: ...
+
+
+@dataclass(frozen=True)
+class Notice:
+    """What a mail to a user says (a warning, or the notice of a release), free of any mail library."""
+
+    qualified_id: str  # DIRECTORY\userid
+    user_name: str | None
+    license_type: LicenseType
+    last_used: datetime | None
+    release_on: date | None = None  # a warning: the day of the release
+    days_inactive: float | None = None  # a release notice
+    reason: str = ""
+
+
+class UserNotices(Protocol):
+    """Mail to users and administrators (``butler.sinks.user_notices``); each method raises when the mail was not
+    sent, and returns the addresses it went to."""
+
+    def warning(self, to: str, notice: Notice) -> list[str]: ...
+
+    def released(self, to: str, notice: Notice) -> list[str]: ...
+
+    def admins(self, notices: Sequence[Notice]) -> list[str]: ...
 
 
 class MeasurementWriter(Protocol):

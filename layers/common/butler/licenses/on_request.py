@@ -42,6 +42,7 @@ from butler.licenses.model import (
 )
 from butler.licenses.policy import Rules
 from butler.licenses.reconcile import reconcile
+from butler.licenses.redundant import professional_holders
 from butler.licenses.release import ReleaseExecutor
 from butler.licenses.server_license import server_license_status
 from butler.licenses.status import license_status, redundant_pairs
@@ -107,7 +108,9 @@ class OnRequest:
     def user_licenses(self, user_id: str, directory: str | None) -> UserLicenses:
         user = self.find_user(user_id, directory)
         now, rules = self.clock(), self.rules
-        infos = [self._allocation_info(allocation, user, rules, now) for allocation in self.allocations_of(user)]
+        allocations = self.allocations_of(user)  # both types: releaseRedundant's fact is among them
+        holders = professional_holders(allocations) if rules.release_redundant else policy.NO_HOLDERS
+        infos = [self._allocation_info(allocation, user, rules, now, holders) for allocation in allocations]
         held = list(dict.fromkeys(rule for info in infos for rule in info.protections))
         return UserLicenses(
             userDirectory=user.userDirectory, userId=user.userId, name=user.name, inactive=user.inactive,
@@ -116,25 +119,28 @@ class OnRequest:
             customProperties=[CustomProperty(name=p.definition.name, value=p.value) for p in user.customProperties],
             protected=bool(held), protections=held, allocations=infos)
 
-    def _allocation_info(self, allocation: Allocation, user: User, rules: Rules, now: datetime) -> AllocationInfo:
+    def _allocation_info(self, allocation: Allocation, user: User, rules: Rules, now: datetime,
+                         holders: frozenset[str] = policy.NO_HOLDERS) -> AllocationInfo:
         held = policy.protections(allocation, user, rules, now)
         days = policy.days_inactive(allocation, now)
-        decision = self.scheduled_mode.apply(policy.decide(allocation, user, rules, now))
+        decision = self.scheduled_mode.apply(policy.decide(allocation, user, rules, now, holders))
         return AllocationInfo(
             licenseType=allocation.licenseType, allocationId=allocation.id, createdDate=iso(allocation.createdDate),
             lastUsed=iso(allocation.lastUsed), daysInactive=None if days is None else round(days, 2),
             quarantined=allocation.quarantined, quarantineEnd=iso(allocation.quarantineEnd), protections=held,
-            releasableAt=iso(self._releasable_at(allocation, rules, held)),
+            releasableAt=iso(self._releasable_at(allocation, rules, held,
+                                                 redundant=policy.redundant(allocation, rules, holders))),
             evaluation=Evaluation(action=decision.action, reason=decision.reason))
 
-    def _releasable_at(self, allocation: Allocation, rules: Rules, held: list[str]) -> datetime | None:
+    def _releasable_at(self, allocation: Allocation, rules: Rules, held: list[str], *,
+                       redundant: bool = False) -> datetime | None:
         """The scheduled run's earliest release: past the inactivity threshold and the grace period, if no other
         protection rule holds (those do not expire by themselves)."""
         if not self.management.enable or not rules.enabled[allocation.licenseType] or allocation.quarantined:
             return None
         if any(not rule.startswith(GRACE_RULE) for rule in held):
             return None
-        moment = policy.releasable_at(allocation, rules)
+        moment = allocation.last_activity if redundant else policy.releasable_at(allocation, rules)
         if moment is not None and allocation.createdDate is not None:
             moment = max(moment, allocation.createdDate + timedelta(days=rules.grace_period_days))
         return moment

@@ -13,6 +13,9 @@ No I/O here. The order is fixed and documented in the README:
    ``userStatus`` maps to the QMC's user flags: ``protectActiveUsers`` protects users whose ``inactive`` is false,
    ``protectNonBlockedUsers`` those whose ``blacklisted`` (the QMC's "Blocked") is false, and
    ``protectInternalUsers`` those whose ``removedExternally`` is false.
+   With ``release.analyzer.releaseRedundant``, an analyzer allocation whose owner also holds a professional one
+   (``professional_holders``, a fact the caller reads: decide stays pure) skips step 2, not 1 or 3; its reason is
+   ``REDUNDANT``.
 4. Otherwise ``release``: a candidate. Whether it is carried out (or reported ``would-release`` in a dry run) is
    the executor's business, under the run's ``RunMode``.
 """
@@ -31,6 +34,8 @@ from butler.qrs.models import Allocation, LicenseType, User, is_guid, qualified
 __all__ = ["Action", "Decision", "Rules", "decide", "decide_on_request", "iso", "protections"]
 OWNER_UNKNOWN = "owner unknown: the allocation names no user and no deleted user"
 SECONDS_PER_DAY = 86400.0
+REDUNDANT = "release.analyzer.releaseRedundant: holds professional"
+NO_HOLDERS: frozenset[str] = frozenset()
 
 
 def _fold(values: Iterable[str]) -> frozenset[str]:
@@ -51,6 +56,8 @@ class Rules:
     protect_active: bool
     protect_non_blocked: bool
     protect_internal: bool
+    release_redundant: bool = False
+    warn_days: float = 0.0  # notifications.warnDaysBefore: owners this close to their threshold are read too
 
     @classmethod
     def from_config(cls, management: LicenseManagement) -> Rules:
@@ -66,6 +73,8 @@ class Rules:
             protect_active=exclusions.userStatus.protectActiveUsers,
             protect_non_blocked=exclusions.userStatus.protectNonBlockedUsers,
             protect_internal=exclusions.userStatus.protectInternalUsers,
+            release_redundant=release.analyzer.releaseRedundant,
+            warn_days=management.notifications.warnDaysBefore,
         )
 
 
@@ -133,7 +142,31 @@ def unreleasable(allocation: Allocation) -> str | None:
     return None
 
 
-def needs_user_record(allocation: Allocation, rules: Rules, now: datetime) -> bool:
+def owner_record_problem(allocation: Allocation, user: User | None) -> str | None:
+    """Why ``user`` cannot be taken as the allocation's owner: the protection rules are read from that record,
+    so it must be the owner's by id, directory and user id alike (a record of someone else protects no one)."""
+    owner = allocation.user
+    if owner is None:
+        return None
+    if user is None:
+        return "user record not found in QRS: protection rules cannot be checked"
+    same = (user.id.casefold() == (owner.id or "").casefold()
+            and user.userDirectory.casefold() == owner.userDirectory.casefold()
+            and user.userId.casefold() == owner.userId.casefold())
+    return None if same else (f"user record {user.qualified_id} does not match the allocation's owner "
+                              f"{owner.qualified_id}: protection rules cannot be checked")
+
+
+def redundant(allocation: Allocation, rules: Rules, professional_holders: frozenset[str]) -> bool:
+    """The rule ``releaseRedundant`` applies: an analyzer allocation whose owner (by QRS id, case-folded) is among
+    the holders of a professional allocation."""
+    owner_id = allocation.user.id if allocation.user is not None else None
+    return (rules.release_redundant and allocation.licenseType == "analyzer" and bool(owner_id)
+            and str(owner_id).strip().casefold() in professional_holders)
+
+
+def needs_user_record(allocation: Allocation, rules: Rules, now: datetime,
+                      professional_holders: frozenset[str] = NO_HOLDERS) -> bool:
     """Whether ``decide`` reads the owner's user record: only for allocations past their threshold, so the
     inventory fetches just those users. Mirrors the order of ``decide``."""
     license_type = allocation.licenseType
@@ -142,11 +175,15 @@ def needs_user_record(allocation: Allocation, rules: Rules, now: datetime) -> bo
     if allocation.user is None:
         return False
     days = days_inactive(allocation, now)
-    return days is not None and days >= rules.inactivity_days[license_type]
+    if days is not None and redundant(allocation, rules, professional_holders):
+        return True
+    return days is not None and days >= rules.inactivity_days[license_type] - rules.warn_days
 
 
-def decide(allocation: Allocation, user: User | None, rules: Rules, now: datetime) -> Decision:
-    """The decision for one allocation. ``user`` is None when QRS has no user record for it."""
+def decide(allocation: Allocation, user: User | None, rules: Rules, now: datetime,
+           professional_holders: frozenset[str] = NO_HOLDERS) -> Decision:
+    """The decision for one allocation. ``user`` is None when QRS has no user record for it;
+    ``professional_holders``: the case-folded QRS ids of the users holding a professional allocation."""
     license_type = allocation.licenseType
     days = days_inactive(allocation, now)
 
@@ -163,16 +200,27 @@ def decide(allocation: Allocation, user: User | None, rules: Rules, now: datetim
     threshold = rules.inactivity_days[license_type]
     if days is None:
         return result("skip", "no lastUsed and no createdDate: inactivity unknown")
-    if days < threshold:
-        return result("keep", f"last activity {days:.1f} days ago, below release.{license_type}.inactivityDays "
+    wasted = redundant(allocation, rules, professional_holders)
+    if days < threshold and not wasted:
+        return result("keep", f"{idle_text(allocation, days)}, below release.{license_type}.inactivityDays "
                               f"{threshold:g}")
-    if allocation.user is not None and (user is None or user.id != allocation.user.id):
-        return result("skip", "user record not found in QRS: protection rules cannot be checked")
+    mismatch = owner_record_problem(allocation, user)
+    if mismatch:
+        return result("skip", mismatch)
     held = protections(allocation, user, rules, now)
     if held:
         return result("protected", held[0])
-    reason = f"inactive {days:.1f} days >= release.{license_type}.inactivityDays {threshold:g}"
-    return result("release", reason)
+    if wasted:
+        return result("release", REDUNDANT)
+    idle = f"inactive {days:.1f} days" if allocation.lastUsed else idle_text(allocation, days)
+    return result("release", f"{idle} >= release.{license_type}.inactivityDays {threshold:g}")
+
+
+def idle_text(allocation: Allocation, days: float) -> str:
+    """How long the allocation has been idle, in words: a never-used one counts from its allocation date."""
+    if allocation.lastUsed is None:
+        return f"never used; allocated {days:.1f} days ago"
+    return f"last activity {days:.1f} days ago"
 
 
 def decide_on_request(
@@ -186,9 +234,9 @@ def decide_on_request(
         return Decision(allocation, user, "skip", blocked, days)
     if allocation.quarantined:
         return Decision(allocation, user, "skip", f"quarantined by Qlik until {iso(allocation.quarantineEnd)}", days)
-    if allocation.user is not None and (user is None or user.id != allocation.user.id):
-        return Decision(allocation, user, "skip", "user record not found in QRS: protection rules cannot be checked",
-                        days)
+    mismatch = owner_record_problem(allocation, user)
+    if mismatch:
+        return Decision(allocation, user, "skip", mismatch, days)
     held = protections(allocation, user, rules, now)
     if held and not force:
         return Decision(allocation, user, "protected", held[0], days)

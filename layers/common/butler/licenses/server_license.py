@@ -196,6 +196,13 @@ def server_license_status(license: ServerLicense, today: date) -> dict[str, Any]
     }
 
 
+def unread_status(problem: str) -> dict[str, Any]:
+    """The status when ``GET /qrs/license`` could not be read at all: nothing is claimed, ``problem`` says why, so
+    the days left are ``UNKNOWN_EXPIRY_DAYS`` (fail closed: every "days left below N" alarm fires)."""
+    return {"validTo": None, "daysUntilExpiry": None, "isExpired": False, "isInvalid": False, "isBlacklisted": False,
+            "product": None, "serialLast4": None, "expiredReason": None, "problem": problem}
+
+
 def days_left(status: Mapping[str, Any]) -> int:
     """The days an alarm watches: the days until expiry, ``NO_EXPIRY_DAYS`` without one, at most 0 when the answer
     had a problem, at most -1 once QRS calls the license expired, invalid or blacklisted."""

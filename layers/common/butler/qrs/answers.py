@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter, ValidationError
 
 from butler.qrs.errors import QrsBadAnswer, one_line
-from butler.qrs.models import Allocation, LicenseType, User, email_of, is_guid
+from butler.qrs.models import Allocation, AllocationRecord, LicenseType, User, email_of, is_guid
 
 T = TypeVar("T")
-_ALLOCATIONS = TypeAdapter(list[Allocation])
+_ALLOCATIONS = TypeAdapter(list[AllocationRecord])
 _USERS = TypeAdapter(list[User])
 _DATES = {"createdDate", "modifiedDate", "lastUsed", "quarantineEnd"}
 
@@ -113,7 +113,7 @@ def allocation(record: dict[str, Any], license_type: LicenseType) -> Allocation:
     """One record; what cannot be read is dropped and named in ``problem`` (``id`` "" when it is unreadable)."""
     fields = {k: v for k, v in record.items() if k in Allocation.model_fields and k not in ("licenseType", "problem")}
     try:
-        return Allocation.model_validate({**fields, "licenseType": license_type})
+        return AllocationRecord.model_validate({**fields, "licenseType": license_type})
     except ValidationError as exc:
         bad = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
         problem = "; ".join(_field_problem(error) for error in exc.errors()[:3])

@@ -19,6 +19,7 @@ import requests
 from pydantic import TypeAdapter
 
 from butler.licenses.server_license import ServerLicense, parse_server_license
+from butler.observability import subsegment
 from butler.qrs import answers, errors, filters
 from butler.qrs.certs import CertificateFiles, check
 from butler.qrs.models import (
@@ -89,7 +90,15 @@ class QrsClient:
     def request(
         self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None
     ) -> requests.Response:
-        """One call; an error status, a redirect or no answer at all raises the matching ``QrsError``."""
+        """One call; an error status, a redirect or no answer at all raises the matching ``QrsError``. Traced as
+        ``qrs <method> /qrs/<path>``, ids as ``{id}`` and never the query string (it holds the xrfkey)."""
+        route = "/".join("{id}" if is_guid(part) else part for part in path.partition("?")[0].strip("/").split("/"))
+        with subsegment(f"qrs {method} /qrs/{route}"):
+            return self._request(method, path, params=params, body=body)
+
+    def _request(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None
+    ) -> requests.Response:
         key = xrfkey()
         path = path.lstrip("/")
         call = f"{method} /qrs/{path}"
@@ -173,6 +182,17 @@ class QrsClient:
         response = self.request("DELETE", path)
         if response.status_code not in (200, 204):
             raise errors.QrsBadAnswer(f"DELETE /qrs/{path}", f"HTTP {response.status_code} where 204 was expected")
+
+    def allocate(self, license_type: LicenseType, user_guid: str) -> Allocation:
+        """Allocate a license of that type to the user (``POST /qrs/license/<type>accesstype``, sent once, never
+        retried: a lost answer must be checked by reading, not by allocating twice). QRS refuses with a 4xx when
+        none is left or the user holds one already (``QrsHttpError`` with QRS's reason)."""
+        path = ACCESS_TYPE_PATH[license_type]
+        call = f"POST /qrs/{path}"
+        if not is_guid(user_guid):
+            raise errors.QrsInvalidId(call, user_guid)
+        response = self.request("POST", path, body={"user": {"id": user_guid}})
+        return answers.allocation(answers.json_object(self._json(response, call), call), license_type)
 
     def analyzer_time_usage(self) -> list[AnalyzerTimeAccessUsage]:
         call = "GET /qrs/license/analyzertimeaccessusage/full"

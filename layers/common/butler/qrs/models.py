@@ -97,6 +97,24 @@ class Allocation(QrsModel):
         return self.lastUsed or self.createdDate
 
 
+def _present_date(value: Any) -> Any:
+    if value is None:  # QRS writes 1753-01-01 for "never": a null or a missing date is not that
+        raise ValueError("missing (QRS sends 1753-01-01T00:00:00.000Z for never)")
+    return _qrs_date(value)
+
+
+PresentDate = Annotated[datetime | None, BeforeValidator(_present_date)]
+
+
+class AllocationRecord(Allocation):
+    """An allocation as QRS must send it: the facts the policy decides on are present and never null, so a record
+    that lacks one reads with ``problem`` (never released) instead of as "never used" or "not quarantined"."""
+
+    createdDate: PresentDate
+    lastUsed: PresentDate
+    quarantined: Annotated[bool, Strict()]
+
+
 class TagCondensed(QrsModel):
     id: str | None = None
     name: str

@@ -1,6 +1,7 @@
 """The audit trail: DynamoDB (``AUDIT_TABLE``) in AWS, a JSON Lines file locally. Both take the same records.
 
-Records are plain dicts (``kind`` one of ``run``, ``decision``, ``release-intent``, ``release-outcome``):
+Records are plain dicts (``kind`` one of ``run``, ``decision``, ``release-intent``, ``release-outcome``,
+``snapshot``):
 - ``run``: ``runId, actor, dryRun, startedAt, finishedAt, status (running|finished|aborted|failed), configHash,
   summary, capExceeded, aborted, error``; written at the start and overwritten at the end, so a run that died stays
   ``running``.
@@ -25,11 +26,27 @@ release-intent           ``RUN#<runId>`` /                byUser (as above); byT
 release-outcome          ``RUN#<runId>`` /                byUser (as above); byTime, only when released:
                          ``RELEASE#<allocId>#2-OUTCOME``  ``RELEASES#<YYYY-MM>`` / ``<at>#<allocationId>``
 lock (butler.lock)       ``LOCK#<name>`` / ``LOCK``       none
+snapshot                 ``SNAPSHOTS#<YYYY>`` /           none
+                         ``<YYYY-MM-DD>#<licenseType>``
+warning                  ``WARNING#<dir>\\<userid>#<type>``  byUser (as above); byTime: ``WARNINGS`` /
+                         / ``PERIOD#<inactive since>``    ``<inactive since>#<dir>\\<userid>#<type>``
+hold                     ``HOLD#<dir>\\<userid>`` /       byTime, while set: ``HOLDS`` / ``<dir>\\<userid>``
+                         ``HOLD``
+hold-change, mail,       ``RUN#<runId>`` /                byUser (as above, when it names a user)
+reinstate                ``<KIND>#<at>#<user or to>``
 =======================  ===============================  ==============================================
+
+A ``warning`` record is the state of one warning (``licenses/notices.py``): written ``sending`` before the mail
+goes and rewritten ``sent`` or ``failed`` after it, under a key made of the user, the license type and the start of
+the inactivity period, so no run sends the same warning twice. A ``hold`` is rewritten on each change (``active``
+false once lifted); each change is also a ``hold-change`` record with its caller.
 
 An intent is written ``open`` before the DELETE and rewritten closed with its confirmed outcome; a run record is
 rewritten when the run ends. So the ``OPEN#`` partitions hold exactly what a crash left behind (``reconcile``).
 A record written again replaces the earlier one (DynamoDB by key; the JSON Lines file by reading the last).
+
+A ``snapshot`` (``butler.licenses.planning``: one per license type per UTC day, written by each collection, the
+day's last one kept) lives in one partition per year: 90 days of history are one Query (two across a new year).
 
 So: all records of a run = Query pk; one user's history = Query byUser; releases (or runs) in a time window =
 Query byTime per month with a ``between`` on the sort key. Retention: TTL attribute ``expiresAt`` (epoch seconds,
@@ -42,12 +59,13 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from butler.licenses.model import AuditSink, AuditTrail, Record, decision_record, iso
+from butler.observability import traced
 
 __all__ = ["AuditSink", "AuditTrail", "DynamoDbAuditSink", "JsonLinesAuditSink", "Record", "decision_record"]
 
@@ -90,6 +108,10 @@ def _redact(record: Record, include_user_details: bool) -> Record:
 
 def item_keys(record: Record) -> dict[str, str]:
     """The DynamoDB key attributes of a record (see the module docstring)."""
+    if record["kind"] == "snapshot":
+        return {"pk": f"SNAPSHOTS#{record['day'][:4]}", "sk": f"{record['day']}#{record['licenseType']}"}
+    if record["kind"] in NOTICE_KINDS:
+        return _notice_keys(record)
     kind, run_id = record["kind"], record["runId"]
     if kind == "run":
         keys = {"pk": f"RUN#{run_id}", "sk": "RUN",
@@ -109,6 +131,27 @@ def item_keys(record: Record) -> dict[str, str]:
     if kind == "release-intent" and record.get("open"):
         keys |= {"gsi2pk": OPEN_RELEASES, "gsi2sk": f"{record['at']}#{run_id}#{allocation}"}
     return keys
+
+
+NOTICE_KINDS = frozenset({"warning", "hold", "hold-change", "mail", "reinstate"})
+WARNINGS, HOLDS = "WARNINGS", "HOLDS"
+
+
+def _notice_keys(record: Record) -> dict[str, str]:
+    """Keys of the records of user notices, holds and reinstatements (issue 12)."""
+    kind, at = record["kind"], record["at"]
+    user = user_partition(record["userDirectory"], record["userId"]) if record.get("userId") else None
+    if kind == "warning":
+        who = f"{user}#{record['licenseType']}"
+        return {"pk": f"WARNING#{who}", "sk": f"PERIOD#{record['period']}", "gsi1pk": str(user),
+                "gsi1sk": f"{at}#warning#{record['licenseType']}", "gsi2pk": WARNINGS,
+                "gsi2sk": f"{record['period']}#{who}"}
+    if kind == "hold":
+        keys = {"pk": f"HOLD#{user}", "sk": "HOLD"}
+        return keys | ({"gsi2pk": HOLDS, "gsi2sk": str(user)} if record.get("active") else {})
+    target = user or ",".join(record.get("to") or [])
+    keys = {"pk": f"RUN#{record['runId']}", "sk": f"{kind.upper()}#{at}#{target}#{record.get('allocationId') or ''}"}
+    return keys | ({"gsi1pk": user, "gsi1sk": f"{at}#{record['runId']}#{kind}"} if user else {})
 
 
 def latest(records: Iterable[Record]) -> list[Record]:
@@ -171,16 +214,19 @@ class DynamoDbAuditSink:
         expires = int((datetime.now(UTC) + self.retention).timestamp())
         return _to_item(_redact(record, self.include_user_details)) | item_keys(record) | {"expiresAt": expires}
 
+    @traced("dynamodb write")
     def write(self, record: Record) -> None:
         item = self._item(record)
         with self._lock:
             self.table.put_item(Item=item)
 
+    @traced("dynamodb write")
     def write_many(self, records: Iterable[Record]) -> None:
         with self._lock, self.table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
             for record in records:
                 batch.put_item(Item=self._item(record))
 
+    @traced("dynamodb query")
     def _query(self, **kwargs: Any) -> list[Record]:
         records: list[Record] = []
         while True:
@@ -213,6 +259,16 @@ class DynamoDbAuditSink:
                                    & Key("gsi2sk").between(low, high))
         return records
 
+    def snapshots_between(self, start: date, end: date) -> list[Record]:
+        """The daily snapshots of ``start`` to ``end`` (inclusive), by day then type: one Query per year."""
+        from boto3.dynamodb.conditions import Key
+
+        records: list[Record] = []
+        for year in range(start.year, end.year + 1):
+            records += self._query(KeyConditionExpression=Key("pk").eq(f"SNAPSHOTS#{year:04d}")
+                                   & Key("sk").between(start.isoformat(), f"{end.isoformat()}~"))
+        return records
+
     def open_intents(self) -> list[Record]:
         """Release intents not yet closed by a confirmed outcome, oldest first."""
         from boto3.dynamodb.conditions import Key
@@ -224,6 +280,18 @@ class DynamoDbAuditSink:
         from boto3.dynamodb.conditions import Key
 
         return self._query(IndexName="byUser", KeyConditionExpression=Key("gsi1pk").eq(OPEN_RUNS))
+
+    def warnings(self) -> list[Record]:
+        """Every warning's state (one query; records expire with the retention)."""
+        from boto3.dynamodb.conditions import Key
+
+        return self._query(IndexName="byTime", KeyConditionExpression=Key("gsi2pk").eq(WARNINGS))
+
+    def holds(self) -> list[Record]:
+        """The holds set and not lifted (expired ones included: the reader compares the date)."""
+        from boto3.dynamodb.conditions import Key
+
+        return self._query(IndexName="byTime", KeyConditionExpression=Key("gsi2pk").eq(HOLDS))
 
 
 # --- JSON Lines ----------------------------------------------------------------------------------------------
@@ -258,13 +326,18 @@ class JsonLinesAuditSink:
 
     def records_for_user(self, directory: str, user_id: str) -> list[Record]:
         wanted = user_partition(directory, user_id)
-        return [r for r in self.records()
-                if r.get("kind") != "run" and user_partition(r["userDirectory"], r["userId"]) == wanted]
+        return [r for r in self.records() if r.get("kind") not in ("run", "snapshot", "hold") and r.get("userId")
+                and user_partition(r["userDirectory"], r["userId"]) == wanted]
 
     def releases_between(self, start: datetime, end: datetime) -> list[Record]:
         low, high = iso(start) or "", iso(end) or ""
         return [r for r in self.records() if r.get("kind") == "release-outcome" and r.get("action") == "release"
                 and low <= r["at"] <= high]
+
+    def snapshots_between(self, start: date, end: date) -> list[Record]:
+        low, high = start.isoformat(), end.isoformat()
+        return sorted((r for r in self.records() if r.get("kind") == "snapshot" and low <= str(r["day"]) <= high),
+                      key=lambda r: (str(r["day"]), str(r["licenseType"])))
 
     def open_intents(self) -> list[Record]:
         return sorted((r for r in self.records() if r.get("kind") == "release-intent" and r.get("open")),
@@ -272,3 +345,9 @@ class JsonLinesAuditSink:
 
     def open_runs(self) -> list[Record]:
         return [r for r in self.records() if r.get("kind") == "run" and r.get("status") == "running"]
+
+    def warnings(self) -> list[Record]:
+        return [r for r in self.records() if r.get("kind") == "warning"]
+
+    def holds(self) -> list[Record]:
+        return [r for r in self.records() if r.get("kind") == "hold" and r.get("active")]

@@ -17,7 +17,7 @@ import re
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -25,7 +25,9 @@ from influxdb_client.client.write.point import Point
 from influxdb_client.domain.write_precision import WritePrecision
 
 from butler.config import InfluxDb
+from butler.licenses.forecast import Sample
 from butler.licenses.model import Measurement, MeasurementsNotWritten
+from butler.observability import traced
 
 # InfluxDB 1.x's /write names for the precisions (it reads "us" and "ns" as nanoseconds).
 _V1_PRECISION = {WritePrecision.NS: "n", WritePrecision.US: "u", WritePrecision.MS: "ms", WritePrecision.S: "s"}
@@ -74,6 +76,7 @@ class InfluxWriter(ABC):
         self.batch_size = batch_size
         self.default_tags = dict(default_tags or {})
 
+    @traced("influxdb write")
     def write(self, points: Sequence[Measurement]) -> int:
         """Write ``points`` (with the static tags); all or raise, batch by batch."""
         lines = [(point.precision, text) for point in points if (text := line(point, self.default_tags))]
@@ -148,8 +151,64 @@ class InfluxV1Writer(InfluxWriter):
         except requests.exceptions.RequestException as exc:
             raise InfluxWriteError(f"{self.target}: cannot reach the server ({type(exc).__name__})") from None
 
+    @traced("influxdb query")
+    def usage_samples(self, start: datetime, end: datetime, license_types: Sequence[str]) -> list[Sample]:
+        """``license_usage`` in [start, end], the last reading of each UTC day per type (capacity planning), of
+        this site only: the static tags (``licenseMonitoring.tags``) filter the points."""
+        response = self._send("query", params={"db": self._settings.database, "epoch": "s",
+                                               **({"rp": self._settings.retentionPolicy}
+                                                  if self._settings.retentionPolicy else {})},
+                              data={"q": usage_query(start, end, license_types, self.default_tags)})
+        if response.status_code >= 300:
+            raise InfluxQueryError(f"{self.target} refused the query: HTTP {response.status_code} "
+                                   f"{_reason(response)}")
+        try:
+            return _samples(response.json())
+        except (ValueError, KeyError, TypeError, IndexError):
+            raise InfluxQueryError(f"{self.target}: an unreadable answer to the license_usage query") from None
+
     def close(self) -> None:
         self._session.close()
+
+
+class InfluxQueryError(InfluxWriteError):
+    """A read of InfluxDB that failed (the same handling as a failed write: exit 1, HTTP 502)."""
+
+
+def _string(text: str) -> str:
+    """An InfluxQL string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _identifier(text: str) -> str:
+    """An InfluxQL double-quoted identifier (a tag key)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def usage_query(start: datetime, end: datetime, license_types: Sequence[str], tags: Mapping[str, str]) -> str:
+    """InfluxQL: the last ``total`` and ``allocated`` of each UTC day per ``license_type``, of this site's tags."""
+    kinds = " OR ".join(f'"license_type" = {_string(kind)}' for kind in license_types) or "false"
+    site = "".join(f" AND {_identifier(key)} = {_string(value)}" for key, value in sorted(tags.items()))
+    # literals escaped, times integers:
+    return (f'SELECT last("total") AS "total", last("allocated") AS "allocated" FROM "license_usage" '  # noqa: S608
+            f"WHERE time >= {int(start.timestamp())}s AND time <= {int(end.timestamp())}s AND ({kinds}){site} "
+            f'GROUP BY time(1d), "license_type" fill(none)')
+
+
+def _samples(answer: dict[str, Any]) -> list[Sample]:
+    result = answer["results"][0]
+    if "error" in result:
+        raise ValueError(result["error"])
+    samples = []
+    for series in result.get("series", []):
+        columns = series["columns"]
+        for row in series["values"]:
+            values = dict(zip(columns, row, strict=True))
+            if values["total"] is None or values["allocated"] is None:
+                continue
+            samples.append(Sample(datetime.fromtimestamp(int(values["time"]), UTC), series["tags"]["license_type"],
+                                  int(values["total"]), int(values["allocated"])))
+    return samples
 
 
 class InfluxV2Writer(InfluxWriter):
