@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from butler.licenses.model import iso
+
 ADMINS = "qlik-admins@corp.example"
 
 
@@ -64,7 +66,7 @@ def qrs_port(port: int) -> Iterator[None]:
 
 
 def _stamp(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return str(iso(moment))
 
 
 def scenario(last_used: datetime) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from butler.licenses.model import iso
 from tests.support.influxd import create_database, query, start_influxd
 
 _names = itertools.count(1)
@@ -136,7 +137,7 @@ def license_scenario(now: datetime) -> dict[str, Any]:
     """Professional 3 of 10, analyzer 2 of 20 (+1 quarantined), capacity minutes; three users idle >= 25 days."""
 
     def ago(days: float) -> str:
-        return (now - timedelta(days=days)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return str(iso(now - timedelta(days=days)))
 
     def user(user_id: str, license_type: str | None = None, **license_: Any) -> dict[str, Any]:
         entry: dict[str, Any] = {"userDirectory": "CORP", "userId": user_id, "name": user_id.title()}

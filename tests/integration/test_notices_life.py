@@ -28,6 +28,7 @@ from aiosmtpd.controller import Controller
 from butler import wiring
 from butler.api import Backend, create_app
 from butler.licenses.evaluate import EvaluationReport
+from butler.licenses.model import iso
 from butler.sinks.audit import create_table
 
 ROOT = Path(__file__).parents[2]
@@ -40,7 +41,7 @@ HUB = "https://qlik.corp.example/hub"
 
 
 def stamp(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return str(iso(moment))
 
 
 def person(user_id: str, address: str | None) -> dict[str, Any]:

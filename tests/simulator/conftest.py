@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 
+from butler.licenses.model import iso
 from qrs_simulator import Simulator, ensure_certs
 
 XRFKEY = "abcdefghijklmnop"
@@ -18,7 +19,7 @@ QLIK_USER = "UserDirectory=INTERNAL; UserId=sa_api"
 
 
 def when(days_ago: float) -> str:
-    return (datetime.now(UTC) - timedelta(days=days_ago)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return str(iso(datetime.now(UTC) - timedelta(days=days_ago)))
 
 
 def scenario() -> dict[str, Any]:

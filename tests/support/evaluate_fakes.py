@@ -10,6 +10,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from butler.licenses.model import iso
 from butler.qrs import QrsNotFound, QrsUnreachable
 from butler.qrs.models import ACCESS_TYPE_PATH, Allocation, LicenseType, User
 from butler.sinks.audit import latest
@@ -19,7 +20,8 @@ _GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 
 def qrs_date(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """A date as QRS writes it (the product's own ``iso``)."""
+    return str(iso(moment))
 
 
 def guid(seed: str) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from butler.licenses.model import iso
+
 NOW = datetime.now(UTC)
 POLICY: dict[str, Any] = {
     "licenseManagement": {
@@ -21,7 +23,7 @@ POLICY: dict[str, Any] = {
 
 
 def when(days: float | None) -> str | None:
-    return None if days is None else (NOW - timedelta(days=days)).isoformat(timespec="milliseconds")[:23] + "Z"
+    return None if days is None else iso(NOW - timedelta(days=days))
 
 
 def person(user_id: str, kind: str, idle: float | None, *, directory: str = "CORP", created: float = 300,

@@ -16,6 +16,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from butler.licenses.model import iso
 from butler.sinks.audit import JsonLinesAuditSink
 
 LICENSES = {"professional": {"total": 10}, "analyzer": {"total": 20},
@@ -25,8 +26,7 @@ MANAGEMENT = {"enable": True, "exclusions": {"tags": ["VIP-User"]}, "quarantine"
 
 
 def _when(days_ago: float) -> str:
-    moment = datetime.now(UTC) - timedelta(days=days_ago)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return str(iso(datetime.now(UTC) - timedelta(days=days_ago)))
 
 
 def _user(directory: str, user_id: str, license_type: str | None = None, idle: float = 0,
