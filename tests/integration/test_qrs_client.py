@@ -24,7 +24,6 @@ from butler.qrs import (
     QrsHttpError,
     QrsInvalidId,
     QrsNoAnswer,
-    QrsNotFound,
     QrsTimeout,
     QrsTlsError,
     QrsUnavailable,
@@ -81,7 +80,6 @@ def test_allocations_in_one_request_per_type(site: Any) -> None:
     assert {a.licenseType for a in analyzer} == {"analyzer"}
     for key in ("GET /qrs/license/professionalaccesstype/full", "GET /qrs/license/analyzeraccesstype/full"):
         assert after.get(key, 0) - before.get(key, 0) == 1
-    assert client.allocation_count("professional") == len(professional)
 
 
 def test_users_come_in_table_pages(site: Any) -> None:
@@ -108,12 +106,11 @@ def test_find_users_by_filter_is_case_insensitive(site: Any) -> None:
     assert [u.id for u in found] == [some["id"]]
 
 
-def test_one_allocation_and_not_found(site: Any) -> None:
+def test_allocations_by_id_and_gone(site: Any) -> None:
     client = client_for(site)
     first = client.allocations("analyzer")[0]
-    assert client.allocation("analyzer", first.id).id == first.id
-    with pytest.raises(QrsNotFound):
-        client.allocation("analyzer", "00000000-0000-4000-8000-000000000000")
+    assert [a.id for a in client.allocations_by_id("analyzer", [first.id])] == [first.id]
+    assert client.allocations_by_id("analyzer", ["00000000-0000-4000-8000-000000000000"]) == []
 
 
 def test_malformed_filter_carries_qrs_text(site: Any) -> None:
@@ -286,18 +283,19 @@ def test_the_client_calls_only_paths_the_spec_lists(sim_factory: Callable[..., A
     client = client_for(sim)
     client.about()
     client.access_type_overview()
-    client.analyzer_time_usage()
+    client.server_license()
     client.user_count()
     users = client.users()
-    client.find_users(f"userId eq '{users[0].userId}'")
+    client.users_by_id([users[0].id])
+    client.users_named(users[0].userId, users[0].userDirectory)
     for license_type in ("professional", "analyzer"):
         allocation = client.allocations(license_type)[0]
-        client.allocation_count(license_type)
-        client.allocation(license_type, allocation.id)
+        client.allocations_by_id(license_type, [allocation.id])
+        client.allocations_of_user(license_type, users[0].id)
         client.delete_allocation(license_type, allocation.id)
     allowed = {(method.upper(), path.lower()) for path, ops in SPEC["paths"].items() for method in ops}
     called = {(key.split(" ")[0], key.split(" ")[1].removeprefix("/qrs")) for key in stats(sim)}
-    assert len(called) == 14
+    assert len(called) == 10
     assert called <= allowed, called - allowed
 
 
@@ -351,8 +349,8 @@ def test_an_id_that_is_not_a_guid_is_never_sent(site: Any, bad_id: str) -> None:
     client = client_for(site)
     before = stats(site)
     with pytest.raises(QrsInvalidId) as error:
-        client.allocation("professional", bad_id)
-    assert str(error.value).startswith("GET /qrs/license/professionalaccesstype/{id}: id ")
+        client.allocations_of_user("professional", bad_id)
+    assert str(error.value).startswith("GET /qrs/license/professionalaccesstype/full: id ")
     with pytest.raises(QrsInvalidId, match="is not a GUID; nothing was sent to QRS"):
         client.delete_allocation("analyzer", bad_id)
     assert client.allocations_by_id("professional", [bad_id]) == []
@@ -377,7 +375,7 @@ def test_a_delete_is_never_resent(sim_factory: Callable[..., Any]) -> None:
         with pytest.raises((QrsUnavailable, QrsNoAnswer)):
             client.delete_allocation("professional", allocation.id)
     with pytest.raises((QrsUnavailable, QrsNoAnswer)):
-        client.allocation("professional", allocation.id)
+        client.allocations_by_id("professional", [allocation.id])
     counts = stats(sim)
     assert counts["DELETE /qrs/license/professionalaccesstype/{id}"] == 6  # each sent once
-    assert counts["GET /qrs/license/professionalaccesstype/{id}"] == 5  # a read: 1 + 4 retries
+    assert counts["GET /qrs/license/professionalaccesstype/full"] == 1 + 5  # the listing, then a read: 1 + 4 retries

@@ -231,14 +231,6 @@ def test_allocations_by_id_refuses_an_ignored_filter(stub: StubQrs) -> None:
     assert query["filter"] == [f"id eq {GUID}"]
 
 
-def test_one_allocation_answered_for_another_id_is_a_bad_answer(stub: StubQrs) -> None:
-    stub.routes[f"GET /qrs/license/professionalaccesstype/{GUID}"] = lambda q: json_answer({"id": GUID[::-1]})
-    assert "answered allocation" in one_line_bad_answer(lambda: stub.client().allocation("professional", GUID))
-
-
-# --- a DELETE is sent once ---------------------------------------------------------------------------------------
-
-
 def test_a_dropped_delete_is_not_resent_and_says_no_answer(stub: StubQrs) -> None:
     stub.routes[f"DELETE /qrs/license/professionalaccesstype/{GUID}"] = lambda q: Answer(drop=True)
     with pytest.raises(QrsNoAnswer) as error:

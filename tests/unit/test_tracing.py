@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +18,6 @@ import pytest
 from butler import observability, wiring
 from butler.config import ConfigError
 from butler.observability import subsegment, traced, tracing_enabled
-from butler.qrs import QrsNotFound
 from butler.sinks.audit import DynamoDbAuditSink, create_table
 from butler.sinks.influx import InfluxWriter, make_point
 from tests.support.lambda_harness import Context, load_handler
@@ -111,12 +109,13 @@ def test_qrs_requests_are_subsegments_without_query_string_or_ids(recorder: Reco
     try:
         client.about()
         client.allocations("professional", "user.userId eq 'x'")
-        with pytest.raises(QrsNotFound):
-            client.allocation("analyzer", str(uuid.uuid4()))
+        allocation_id = client.allocations("analyzer")[0].id
+        client.delete_allocation("analyzer", allocation_id)
     finally:
         client.close()
     assert recorder.names == ["qrs GET /qrs/about", "qrs GET /qrs/license/professionalaccesstype/full",
-                              "qrs GET /qrs/license/analyzeraccesstype/{id}"]
+                              "qrs GET /qrs/license/analyzeraccesstype/full",
+                              "qrs DELETE /qrs/license/analyzeraccesstype/{id}"]
     assert not [s for s in recorder.segments if s.annotations or s.metadata]
 
 

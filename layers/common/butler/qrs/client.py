@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import requests
-from pydantic import TypeAdapter
 
 from butler.licenses.server_license import ServerLicense, parse_server_license
 from butler.observability import subsegment
@@ -26,7 +25,6 @@ from butler.qrs.models import (
     ACCESS_TYPE_PATH,
     AccessTypeOverview,
     Allocation,
-    AnalyzerTimeAccessUsage,
     LicenseType,
     User,
     is_guid,
@@ -34,7 +32,6 @@ from butler.qrs.models import (
 from butler.qrs.transport import QrsAdapter, Target, retry, transport_error
 
 _XRF_ALPHABET = string.ascii_letters + string.digits
-_TIME_USAGE = TypeAdapter(list[AnalyzerTimeAccessUsage])
 ID_BATCH = 50  # ids in one filter: about 2.5 kB of query string, well within QRS's URL limit
 _USER_TABLE = "POST /qrs/user/table"
 
@@ -161,20 +158,6 @@ class QrsClient:
             found += chunk
         return found
 
-    def allocation(self, license_type: LicenseType, allocation_id: str) -> Allocation:
-        """One allocation by id; raises QrsNotFound once it has been released."""
-        path = self._id_path("GET", license_type, allocation_id)
-        call = f"GET /qrs/{path}"
-        found = answers.allocation(answers.json_object(self.get_json(path), call), license_type)
-        if found.id.lower() != allocation_id.lower():
-            why = f" ({found.problem})" if found.problem else ""
-            raise errors.QrsBadAnswer(call, f"answered allocation {answers.show(found.id)}{why}")
-        return found
-
-    def allocation_count(self, license_type: LicenseType) -> int:
-        path = f"{ACCESS_TYPE_PATH[license_type]}/count"
-        return answers.count(self.get_json(path), f"GET /qrs/{path}")
-
     def delete_allocation(self, license_type: LicenseType, allocation_id: str) -> None:
         """Remove an allocation (sent once, never retried); QRS quarantines it instead when it was used within the
         last seven days."""
@@ -193,11 +176,6 @@ class QrsClient:
             raise errors.QrsInvalidId(call, user_guid)
         response = self.request("POST", path, body={"user": {"id": user_guid}})
         return answers.allocation(answers.json_object(self._json(response, call), call), license_type)
-
-    def analyzer_time_usage(self) -> list[AnalyzerTimeAccessUsage]:
-        call = "GET /qrs/license/analyzertimeaccessusage/full"
-        payload = answers.json_list(self.get_json("license/analyzertimeaccessusage/full"), call)
-        return answers.validated(_TIME_USAGE.validate_python, payload, call)
 
     @staticmethod
     def _id_path(method: str, license_type: LicenseType, allocation_id: str) -> str:

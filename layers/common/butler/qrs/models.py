@@ -217,11 +217,3 @@ class AccessTypeOverview(QrsModel):
 
     def details(self, license_type: LicenseType) -> AccessDetails:
         return self.professionalAccess if license_type == "professional" else self.analyzerAccess
-
-
-class AnalyzerTimeAccessUsage(QrsModel):
-    id: str | None = None
-    useStartTime: QrsDate = None
-    useStopTime: QrsDate = None
-    latestActivity: QrsDate = None
-    user: UserCondensed | None = None
