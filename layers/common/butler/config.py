@@ -29,10 +29,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from butler.qrs.models import LICENSE_TYPES, LicenseType
 from butler.schedule import to_eventbridge
 
-LicenseType = Literal["professional", "analyzer"]
-LICENSE_TYPES: tuple[LicenseType, ...] = ("professional", "analyzer")
+__all__ = ["LICENSE_TYPES", "Config", "ConfigError", "LicenseManagement", "LicenseType", "load", "parse"]
+
 LogLevel = Literal["debug", "info", "warning", "warn", "error", "critical"]
 
 
@@ -203,7 +204,7 @@ class LicenseMonitoring(Strict):
 # --- License management -----------------------------------------------------------------------------------------
 
 
-class Evaluation(Strict):
+class EvaluationSchedule(Strict):
     frequency: ScheduleText = "at 2:00 am every day"
 
 
@@ -232,7 +233,7 @@ class Quarantine(Strict):
     gracePeriod: float = Field(7, ge=0, le=3650)
 
 
-class UserRef(Strict):
+class ExcludedUser(Strict):
     userDirectory: NonEmptyStr
     userId: NonEmptyStr
 
@@ -255,7 +256,7 @@ class UserStatus(Strict):
 
 
 class Exclusions(Strict):
-    users: Annotated[list[UserRef], BeforeValidator(_none_as_empty_list)] = Field(default_factory=list)
+    users: Annotated[list[ExcludedUser], BeforeValidator(_none_as_empty_list)] = Field(default_factory=list)
     tags: StrList = Field(default_factory=list)
     customProperties: Annotated[list[CustomPropertyRef], BeforeValidator(_none_as_empty_list)] = Field(
         default_factory=list
@@ -329,7 +330,7 @@ class LicenseManagement(Strict):
     dryRun: bool = False
     debug: bool = False
     logLevel: LogLevel = "info"
-    evaluation: Evaluation = Field(default_factory=Evaluation)
+    evaluation: EvaluationSchedule = Field(default_factory=EvaluationSchedule)
     release: Release = Field(default_factory=Release)
     quarantine: Quarantine = Field(default_factory=Quarantine)
     exclusions: Exclusions = Field(default_factory=Exclusions)

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 
 LicenseType = Literal["professional", "analyzer"]
+LICENSE_TYPES: tuple[LicenseType, ...] = ("professional", "analyzer")
 ACCESS_TYPE_PATH: dict[LicenseType, str] = {
     "professional": "license/professionalaccesstype",
     "analyzer": "license/analyzeraccesstype",
