@@ -34,6 +34,9 @@ class Inbox:
             self.messages.append(message)
         return "250 2.0.0 Ok: queued"
 
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.messages if address in str(m["To"])]
+
 
 @contextlib.contextmanager
 def smtp_server() -> Iterator[tuple[int, Inbox]]:

@@ -5,17 +5,12 @@ before the real now and the evaluations happen in that past."""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -23,13 +18,13 @@ from urllib.parse import quote
 import boto3
 import pytest
 import requests
-from aiosmtpd.controller import Controller
 
 from butler import wiring
 from butler.api import Backend, create_app
 from butler.licenses.evaluate import EvaluationReport
 from butler.licenses.model import iso
 from butler.sinks.audit import create_table
+from butler_dev.notices_demo import Inbox, smtp_server
 
 ROOT = Path(__file__).parents[2]
 REAL_NOW = datetime.now(UTC).replace(microsecond=0)
@@ -51,32 +46,10 @@ def person(user_id: str, address: str | None) -> dict[str, Any]:
                         "lastUsed": stamp(T0)}}
 
 
-@dataclass
-class Inbox:
-    messages: list[EmailMessage] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        self.messages.append(message)
-        return "250 2.0.0 Ok: queued"
-
-    def to(self, address: str) -> list[EmailMessage]:
-        return [m for m in self.messages if address in str(m["To"])]
-
-
 @pytest.fixture
 def smtp() -> Iterator[tuple[int, Inbox]]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port, ready_timeout=5)
-    controller.start()
-    try:
-        yield port, inbox
-    finally:
-        controller.stop()
+    with smtp_server() as server:  # the demo's: one local SMTP server for both
+        yield server
 
 
 @pytest.fixture
