@@ -17,26 +17,34 @@ REGION = "eu-west-1"
 
 
 @contextlib.contextmanager
-def moto_server(region: str = REGION) -> Iterator[str]:
-    """Start moto's server on 127.0.0.1 and point boto3 at it (endpoint, region, fake credentials); yields the
-    endpoint URL. The environment is restored and the server stopped on exit."""
+def moto_endpoint(region: str = REGION) -> Iterator[dict[str, str]]:
+    """Start moto's server on 127.0.0.1; yields the environment that points boto3 at it (endpoint, region, fake
+    credentials), for a child process or for ``moto_server``. The server is stopped on exit."""
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    settings = {"AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": region, "AWS_REGION": region,
-                "AWS_ACCESS_KEY_ID": "moto", "AWS_SECRET_ACCESS_KEY": "moto"}  # moto takes any
-    previous = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
     try:
-        yield endpoint
+        yield {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_DEFAULT_REGION": region, "AWS_REGION": region,
+               "AWS_ACCESS_KEY_ID": "moto", "AWS_SECRET_ACCESS_KEY": "moto", "AWS_SESSION_TOKEN": "moto"}
     finally:
         server.stop()
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def moto_server(region: str = REGION) -> Iterator[str]:
+    """``moto_endpoint`` with this process's environment pointing at it; yields the endpoint URL. The environment
+    is restored on exit."""
+    with moto_endpoint(region) as settings:
+        previous = {name: os.environ.get(name) for name in settings}
+        os.environ.update(settings)
+        try:
+            yield settings["AWS_ENDPOINT_URL"]
+        finally:
+            for name, value in previous.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value

@@ -25,7 +25,7 @@ from butler.qrs.errors import QrsBadAnswer
 from butler.secrets import SecretError
 from butler.sinks.audit import TABLE_SCHEMA
 from butler.sinks.influx import InfluxWriteError
-from tests.support.influxd import free_port
+from butler_dev.moto_server import moto_endpoint as moto_server_env
 
 
 @pytest.mark.parametrize(
@@ -164,14 +164,8 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(config: Path, tmp_pa
 
 @pytest.fixture
 def moto_endpoint() -> Iterator[dict[str, str]]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_DEFAULT_REGION": "eu-west-1",
-           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
-    server.stop()
+    with moto_server_env() as env:
+        yield env
 
 
 def test_audit_from_a_missing_dynamodb_table_names_it(config: Path, moto_endpoint: dict[str, str]) -> None:

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 import yaml
-from moto.server import ThreadedMotoServer
 
 from butler.cli import main
 from butler.qrs.certs import secret_payload
+from butler_dev.moto_server import moto_endpoint as moto_server_env
 from qrs_simulator.certs import ensure_certs
 from tests.conftest import config_data
 from tests.support.influxd import free_port
@@ -93,12 +93,8 @@ def test_no_certificate_source_is_a_config_error(tmp_path: Path, capsys: pytest.
 @pytest.fixture
 def aws() -> Iterator[dict[str, str]]:
     """A moto server; the environment a child process needs to reach it."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_DEFAULT_REGION": "eu-west-1",
-           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
-    server.stop()
+    with moto_server_env() as env:
+        yield env
 
 
 def secret_config(sim: Simulator, folder: Path, secret_id: str) -> Path:

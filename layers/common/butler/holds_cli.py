@@ -46,6 +46,14 @@ def _user(text: str) -> tuple[str, str] | None:
     return (directory, user_id) if directory.strip() and user_id.strip() else None
 
 
+def _named_user(text: str) -> tuple[str, str] | None:
+    """(directory, user id), or None after saying how to name the user."""
+    user = _user(text)
+    if user is None:
+        print(f"{text!r}: give the user as DIRECTORY\\userid", file=sys.stderr)
+    return user
+
+
 def _refused(exc: Exception) -> int:
     print(f"error: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
     return EXIT_FAILED
@@ -55,9 +63,8 @@ def cmd_hold(args: argparse.Namespace) -> int:
     from butler.licenses.model import Refusal
     from butler.wiring import cli_actor, holds, load_config
 
-    user = _user(args.user)
+    user = _named_user(args.user)
     if user is None:
-        print(f"{args.user!r}: give the user as DIRECTORY\\userid", file=sys.stderr)
         return EXIT_CONFIG
     if args.remove and args.reason:
         print("--reason goes with --until, not --remove", file=sys.stderr)
@@ -89,9 +96,8 @@ def cmd_reinstate(args: argparse.Namespace) -> int:
     from butler.licenses.model import Refusal
     from butler.wiring import cli_actor, holds, load_config
 
-    user = _user(args.user)
+    user = _named_user(args.user)
     if user is None:
-        print(f"{args.user!r}: give the user as DIRECTORY\\userid", file=sys.stderr)
         return EXIT_CONFIG
     directory, user_id = user
     try:
